@@ -1,0 +1,1 @@
+"""How each kind of declaration under defs/ becomes Dagster definitions (component types)."""

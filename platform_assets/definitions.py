@@ -1,0 +1,26 @@
+"""The one entry point: every declaration under defs/ plus platform-wide resources, jobs and policy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from platform_assets import environment
+from platform_assets.warehouse import warehouse_resource
+
+# The main job: one full platform cycle — ingestion, every dbt domain, then the syncs — in lineage order.
+platform_cycle = dg.define_asset_job(
+    "platform_cycle",
+    selection=dg.AssetSelection.all(),
+    description="A full platform cycle: every source, every dbt domain, then every reverse-ETL sync.",
+)
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    env = environment.current()
+    env.validate()
+    declared = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+    platform = dg.Definitions(resources={"warehouse": warehouse_resource(env)}, jobs=[platform_cycle])
+    return dg.Definitions.merge(declared, platform)

@@ -1,0 +1,239 @@
+#!/usr/bin/env python3
+"""The platform's front door. Needs only python3; it creates `.venv` and everything else on first use.
+
+    python3 tasks.py cycle   set up, then run a full platform cycle on the embedded defaults and report
+    python3 tasks.py test    set up, then run the checks CI runs (ruff, definitions, dbt parse, pytest, smoke)
+    python3 tasks.py ui      set up, start the local sandboxes and `dagster dev` on the same local data
+    python3 tasks.py bench   run the benchmarks and print their figures
+
+Set-up is incremental: each step records a fingerprint of its inputs and is skipped while they are unchanged.
+Standard library only above the point where `.venv` exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / "bin"
+PYTHON = BIN / "python"
+UV_VERSION = "0.13.9"
+DEMO_SCALE = "1"
+DEMO_SEED = "42"
+CYCLE_JOB = "platform_cycle"
+DEFINITIONS = "platform_assets.definitions"
+
+
+def log(message: str) -> None:
+    print(f"[tasks] {message}", flush=True)
+
+
+def run(args: Sequence[str | os.PathLike], env: dict[str, str] | None = None, cwd: Path = ROOT) -> None:
+    log("$ " + " ".join(str(a) for a in args))
+    completed = subprocess.run([str(a) for a in args], cwd=cwd, env=env)
+    if completed.returncode != 0:
+        sys.exit(f"[tasks] failed ({completed.returncode}): {' '.join(str(a) for a in args)}")
+
+
+def fingerprint(*paths: Path) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for file in files:
+            if any(part in {".meltano", "__pycache__", "target", "logs", ".egg-info"} for part in file.parts):
+                continue
+            digest.update(str(file.relative_to(ROOT)).encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def step(name: str, inputs: Sequence[Path], action) -> None:
+    """Run `action` unless its inputs are unchanged since it last succeeded."""
+    stamp = VENV / f".setup-{name}"
+    current = fingerprint(*inputs)
+    if stamp.exists() and stamp.read_text() == current:
+        return
+    log(f"set-up: {name}")
+    action()
+    stamp.write_text(current)
+
+
+def platform_env(local_dir: Path | None = None, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    local = Path(local_dir or env.get("PLATFORM_LOCAL_DIR", ROOT / ".local")).resolve()
+    env.update(
+        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+        VIRTUAL_ENV=str(VENV),
+        PLATFORM_LOCAL_DIR=str(local),
+        DAGSTER_HOME=str(local / "dagster_home"),
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+# ---------------------------------------------------------------------------------------------- set-up
+def install_python_environment() -> None:
+    uv = BIN / "uv"
+    if not uv.exists():
+        bootstrap = ROOT / ".local" / "bootstrap"
+        if not (bootstrap / "bin" / "uv").exists():
+            run([sys.executable, "-m", "venv", bootstrap])
+            run([bootstrap / "bin" / "pip", "install", "--quiet", f"uv=={UV_VERSION}"])
+        uv = bootstrap / "bin" / "uv"
+    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(VENV)}
+    run([uv, "sync", "--frozen", "--python", sys.executable], env=env)
+
+
+def install_meltano_plugins() -> None:
+    run([BIN / "meltano", "install"], env=platform_env(), cwd=ROOT / "meltano")
+
+
+def prepare_dbt_manifest() -> None:
+    project = ROOT / "dbt_project"
+    run([BIN / "dbt", "parse", "--project-dir", project, "--profiles-dir", project], env=platform_env())
+
+
+def setup() -> None:
+    step("python", [ROOT / "pyproject.toml", ROOT / "uv.lock"], install_python_environment)
+    meltano = ROOT / "meltano"
+    step("meltano", [meltano / "meltano.yml", meltano / "extractors"], install_meltano_plugins)
+    step("dbt", [ROOT / "dbt_project"], prepare_dbt_manifest)
+
+
+def prepare_instance(env: dict[str, str]) -> None:
+    home = Path(env["DAGSTER_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(ROOT / "deploy" / "local" / "dagster.yaml", home / "dagster.yaml")
+
+
+def generate_sample_company(env: dict[str, str], scale: str = DEMO_SCALE) -> None:
+    local = Path(env["PLATFORM_LOCAL_DIR"])
+    run([PYTHON, "-m", "platform_assets.sample_company", "--scale", scale, "--seed", DEMO_SEED,
+         "--landing-dir", local / "landing", "--salesforce-seed", local / "sandbox" / "salesforce_seed.json"],
+        env=env)
+
+
+# ----------------------------------------------------------------------------------------- sandboxes
+def wait_for(url: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2):
+            return
+        time.sleep(0.3)
+    sys.exit(f"[tasks] {url} did not answer within {seconds:.0f}s")
+
+
+@contextlib.contextmanager
+def sandboxes(env: dict[str, str]) -> Iterator[None]:
+    """Start the local Salesforce and Hightouch sandboxes (real HTTP servers on loopback) for the block."""
+    local = Path(env["PLATFORM_LOCAL_DIR"])
+    sandbox_dir = local / "sandbox"
+    sandbox_dir.mkdir(parents=True, exist_ok=True)
+    sf_port = env.get("SALESFORCE_SANDBOX_PORT", "8791")
+    ht_port = env.get("HIGHTOUCH_SANDBOX_PORT", "8792")
+    commands = {
+        f"http://127.0.0.1:{sf_port}/__sandbox/health": [
+            PYTHON, "-m", "platform_assets.sandbox.salesforce", "--port", sf_port,
+            "--db", sandbox_dir / "salesforce.sqlite3", "--seed-json", sandbox_dir / "salesforce_seed.json"],
+        f"http://127.0.0.1:{ht_port}/__sandbox/health": [
+            PYTHON, "-m", "platform_assets.sandbox.hightouch", "--port", ht_port,
+            "--state-db", sandbox_dir / "hightouch.sqlite3", "--warehouse", local / "warehouse.duckdb"],
+    }
+    processes = []
+    try:
+        for health, command in commands.items():
+            log_file = open(sandbox_dir / f"{command[2].rsplit('.', 1)[-1]}.log", "ab")  # noqa: SIM115
+            processes.append(subprocess.Popen(
+                [str(c) for c in command], env=env, stdout=log_file, stderr=subprocess.STDOUT,
+                start_new_session=True))
+            wait_for(health)
+        log(f"sandboxes up: Salesforce on :{sf_port}, Hightouch on :{ht_port} (logs in {sandbox_dir})")
+        yield
+    finally:
+        for process in processes:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in processes:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=10)
+
+
+# ------------------------------------------------------------------------------------------ commands
+def cycle(_: argparse.Namespace) -> None:
+    setup()
+    env = platform_env()
+    prepare_instance(env)
+    generate_sample_company(env)
+    with sandboxes(env):
+        run([BIN / "dagster", "job", "execute", "-m", DEFINITIONS, "-j", CYCLE_JOB], env=env)
+    run([PYTHON, "-m", "platform_assets.report"], env=env)
+
+
+def ui(_: argparse.Namespace) -> None:
+    setup()
+    env = platform_env()
+    prepare_instance(env)
+    generate_sample_company(env)
+    with sandboxes(env), contextlib.suppress(KeyboardInterrupt):
+        subprocess.run([str(BIN / "dagster"), "dev", "-w", "workspace.yaml"], cwd=ROOT, env=env)
+
+
+def test(args: argparse.Namespace) -> None:
+    setup()
+    with tempfile.TemporaryDirectory(prefix="platform-test-") as scratch:
+        env = platform_env(Path(scratch) / "local")
+        prepare_instance(env)
+        run([BIN / "ruff", "check", "."], env=env)
+        run([BIN / "dagster", "definitions", "validate", "-w", "workspace.yaml"], env=env)
+        run([BIN / "dg", "check", "defs"], env=env)
+        prepare_dbt_manifest()
+        run([BIN / "pytest", *args.pytest_args], env=env)
+        smoke(env)
+
+
+def smoke(env: dict[str, str]) -> None:
+    """Materialize ingestion and transformation through the dagster CLI on a small generated dataset."""
+    log("smoke: ingestion and transformation through the dagster CLI")
+    generate_sample_company(env, scale="0.2")
+    with sandboxes(env):
+        run([BIN / "dagster", "asset", "materialize", "-m", DEFINITIONS,
+             "--select", "tag:layer=ingestion or tag:layer=transformation"], env=env)
+    run([PYTHON, "-m", "platform_assets.report"], env=env)
+
+
+def bench(_: argparse.Namespace) -> None:
+    setup()
+    run([PYTHON, "benchmarks/run.py"], env=platform_env())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("setup", help="create .venv, install Meltano plugins, prepare dbt's manifest")
+    commands.add_parser("cycle", help="run a full platform cycle on the embedded defaults")
+    test_parser = commands.add_parser("test", help="run the checks CI runs")
+    test_parser.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments")
+    commands.add_parser("ui", help="open the Dagster UI on the local data")
+    commands.add_parser("bench", help="run the benchmarks")
+    args = parser.parse_args()
+    handlers = {"setup": lambda _: setup(), "cycle": cycle, "test": test, "ui": ui, "bench": bench}
+    handlers[args.command](args)
+
+
+if __name__ == "__main__":
+    main()

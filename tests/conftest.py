@@ -1,0 +1,37 @@
+"""Fixtures every test area shares. Area-specific fixtures live in tests/<area>/conftest.py."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from platform_assets import environment
+
+
+@pytest.fixture
+def local_platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[environment.PlatformEnvironment]:
+    """A local platform environment whose state (warehouse, landing folder, instance) lives in tmp_path."""
+    for variable in ("PLATFORM_ENV", "PLATFORM_DUCKDB_PATH", "PLATFORM_LANDING_DIR", "PLATFORM_APP_DB_URL"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("PLATFORM_LOCAL_DIR", str(tmp_path / "local"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "local" / "dagster_home"))
+    (tmp_path / "local" / "dagster_home").mkdir(parents=True)
+    environment.current.cache_clear()
+    yield environment.current()
+    environment.current.cache_clear()
+
+
+def postgres_reachable(host: str = "127.0.0.1", port: int = 5432) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+requires_postgres = pytest.mark.skipif(
+    not postgres_reachable(), reason="PostgreSQL is not reachable at 127.0.0.1:5432 (CI has it)"
+)

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import pytest
+
+from platform_assets import environment
+from platform_assets.warehouse import DuckDBWarehouse, quote_identifier, warehouse_resource
+
+
+def test_local_is_the_default_and_keeps_state_under_the_local_dir(local_platform):
+    assert local_platform.mode is environment.Mode.LOCAL
+    assert local_platform.duckdb_path == local_platform.local_dir / "warehouse.duckdb"
+    assert local_platform.landing_dir == local_platform.local_dir / "landing"
+    assert local_platform.schema("finance") == "finance"
+    assert isinstance(warehouse_resource(local_platform), DuckDBWarehouse)
+
+
+def test_prod_lists_every_missing_setting_at_once(local_platform, monkeypatch):
+    for variables in environment.REQUIRED_SETTINGS.values():
+        for variable in variables:
+            monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("PLATFORM_ENV", "prod")
+    monkeypatch.setenv("SNOWFLAKE_ACCOUNT", "acme")
+    environment.current.cache_clear()
+    with pytest.raises(environment.MissingSettingsError) as raised:
+        environment.current().validate()
+    message = str(raised.value)
+    assert "SNOWFLAKE_ACCOUNT" not in message
+    for variable in ("SNOWFLAKE_USER", "SNOWFLAKE_DATABASE", "SALESFORCE_CLIENT_SECRET", "HIGHTOUCH_API_KEY"):
+        assert variable in message
+
+
+def test_unknown_environment_name_is_refused_with_the_choices(local_platform, monkeypatch):
+    monkeypatch.setenv("PLATFORM_ENV", "staging")
+    environment.current.cache_clear()
+    with pytest.raises(ValueError, match="local, ci, prod"):
+        environment.current()
+
+
+def test_ci_prefixes_schemas_with_the_branch(local_platform, monkeypatch):
+    monkeypatch.setenv("PLATFORM_ENV", "ci")
+    monkeypatch.setenv("PLATFORM_BRANCH", "feature/Lead-Scoring v2")
+    environment.current.cache_clear()
+    assert environment.current().schema("sales") == "ci_feature_lead_scoring_v2_sales"
+
+
+@pytest.mark.parametrize("name", ["orders; drop table x", "a.b", "", "1abc", 'x"y'])
+def test_identifiers_from_configuration_must_be_plain_names(name):
+    with pytest.raises(ValueError, match="not a valid warehouse identifier"):
+        quote_identifier(name)
+
+
+def test_duckdb_session_runs_qmark_sql(local_platform):
+    warehouse = warehouse_resource(local_platform)
+    with warehouse.session() as session:
+        session.execute("create table t (k varchar, v integer)")
+        session.executemany("insert into t values (?, ?)", [("a", 1), ("b", 2)])
+        assert session.fetchall("select k from t where v > ? order by k", [0]) == [("a",), ("b",)]
+        assert session.fetchone("select count(*) from t") == (2,)
