@@ -123,8 +123,7 @@ def prepare_instance(env: dict[str, str]) -> None:
 def generate_sample_company(env: dict[str, str], scale: str = DEMO_SCALE) -> None:
     local = Path(env["PLATFORM_LOCAL_DIR"])
     run([PYTHON, "-m", "platform_assets.sample_company", "--scale", scale, "--seed", DEMO_SEED,
-         "--landing-dir", local / "landing", "--salesforce-seed", local / "sandbox" / "salesforce_seed.json"],
-        env=env)
+         "--landing-dir", local / "landing"], env=env)
 
 
 # ----------------------------------------------------------------------------------------- sandboxes
@@ -148,7 +147,7 @@ def sandboxes(env: dict[str, str]) -> Iterator[None]:
     commands = {
         f"http://127.0.0.1:{sf_port}/__sandbox/health": [
             PYTHON, "-m", "platform_assets.sandbox.salesforce", "--port", sf_port,
-            "--db", sandbox_dir / "salesforce.sqlite3", "--seed-json", sandbox_dir / "salesforce_seed.json"],
+            "--db", sandbox_dir / "salesforce.sqlite", "--seed-scale", DEMO_SCALE, "--seed", DEMO_SEED],
         f"http://127.0.0.1:{ht_port}/__sandbox/health": [
             PYTHON, "-m", "platform_assets.sandbox.hightouch", "--port", ht_port,
             "--state-db", sandbox_dir / "hightouch.sqlite3", "--warehouse", local / "warehouse.duckdb"],

@@ -1,0 +1,311 @@
+"""A SOQL subset, compiled to SQLite: enough for incremental extraction and simple lookups.
+
+    SELECT f1, f2 FROM Obj [WHERE cond] [ORDER BY f [ASC|DESC] [NULLS FIRST|LAST], …] [LIMIT n] [OFFSET n]
+
+cond: comparisons (=, !=, <>, <, <=, >, >=, LIKE, IN (…), NOT IN (…)) joined by AND / OR, NOT and parentheses.
+Literals: 'strings', numbers, true/false, null, dates (2026-01-01) and datetimes (2026-01-01T00:00:00Z).
+Field and object names are case-insensitive, as in Salesforce.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from platform_assets.sandbox.salesforce.schema import FieldSpec, ObjectSpec, find_object
+
+
+class SoqlError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+_TOKEN = re.compile(
+    r"""\s*(?:
+      (?P<string>'(?:[^'\\]|\\.)*')
+    | (?P<datetime>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2}))
+    | (?P<date>\d{4}-\d{2}-\d{2})
+    | (?P<number>-?\d+(?:\.\d+)?)
+    | (?P<op><=|>=|!=|<>|=|<|>)
+    | (?P<punct>[(),])
+    | (?P<word>[A-Za-z_][A-Za-z0-9_.]*)
+    )""",
+    re.VERBOSE,
+)
+_KEYWORDS = {
+    "select",
+    "from",
+    "where",
+    "and",
+    "or",
+    "not",
+    "order",
+    "by",
+    "asc",
+    "desc",
+    "limit",
+    "offset",
+    "like",
+    "in",
+    "nulls",
+    "first",
+    "last",
+    "true",
+    "false",
+    "null",
+}
+
+
+def normalize_datetime(value: str) -> str:
+    """Any ISO-8601 datetime (or date) -> Salesforce's UTC form 2026-03-01T12:00:00.000Z."""
+    text = value.strip().replace(" ", "T", 1)
+    if len(text) == 10:
+        text += "T00:00:00Z"
+    text = re.sub(r"([+-]\d{2})(\d{2})$", r"\1:\2", text.replace("Z", "+00:00"))
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    parsed = parsed.astimezone(UTC)
+    return parsed.strftime("%Y-%m-%dT%H:%M:%S.") + f"{parsed.microsecond // 1000:03d}Z"
+
+
+@dataclass
+class Token:
+    kind: str
+    text: str
+
+    @property
+    def keyword(self) -> str | None:
+        return self.text.lower() if self.kind == "word" and self.text.lower() in _KEYWORDS else None
+
+
+def tokenize(soql: str) -> list[Token]:
+    tokens, pos = [], 0
+    text = soql.strip()
+    while pos < len(text):
+        match = _TOKEN.match(text, pos)
+        if not match or match.end() == pos:
+            raise SoqlError(
+                "MALFORMED_QUERY", f"unexpected character at position {pos}: {text[pos : pos + 20]!r}"
+            )
+        kind = match.lastgroup or ""
+        tokens.append(Token(kind, match.group(kind)))
+        pos = match.end()
+    return tokens
+
+
+@dataclass
+class CompiledQuery:
+    sobject: ObjectSpec
+    fields: list[FieldSpec]
+    where_sql: str
+    params: list[Any]
+    order_sql: str
+    limit: int | None
+    offset: int
+
+    def sql(self, include_deleted: bool) -> tuple[str, list[Any]]:
+        columns = ", ".join(f'"{f.name}"' for f in self.fields)
+        clauses = [] if include_deleted else ['"IsDeleted" = 0']
+        if self.where_sql:
+            clauses.append(f"({self.where_sql})")
+        sql = f'SELECT {columns} FROM "{self.sobject.table}"'
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += f" ORDER BY {self.order_sql}" if self.order_sql else ' ORDER BY "Id"'
+        if self.limit is not None or self.offset:
+            sql += f" LIMIT {self.limit if self.limit is not None else -1} OFFSET {self.offset}"
+        return sql, list(self.params)
+
+
+class _Parser:
+    def __init__(self, soql: str) -> None:
+        self.tokens = tokenize(soql)
+        self.pos = 0
+        self.sobject: ObjectSpec | None = None
+        self.params: list[Any] = []
+
+    def peek(self) -> Token | None:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def next(self) -> Token:
+        token = self.peek()
+        if token is None:
+            raise SoqlError("MALFORMED_QUERY", "unexpected end of query")
+        self.pos += 1
+        return token
+
+    def accept(self, keyword: str) -> bool:
+        token = self.peek()
+        if token is not None and token.keyword == keyword:
+            self.pos += 1
+            return True
+        return False
+
+    def expect(self, keyword: str) -> None:
+        if not self.accept(keyword):
+            token = self.peek()
+            raise SoqlError(
+                "MALFORMED_QUERY", f"expected {keyword.upper()} at {token.text if token else 'end'!r}"
+            )
+
+    def field(self, name: str) -> FieldSpec:
+        assert self.sobject is not None
+        spec = self.sobject.field(
+            name.split(".", 1)[1] if name.lower().startswith(self.sobject.name.lower() + ".") else name
+        )
+        if spec is None:
+            raise SoqlError(
+                "INVALID_FIELD",
+                f"No such column '{name}' on entity '{self.sobject.name}'. If you are attempting "
+                "to use a custom field, be sure to append the '__c' after the custom field name.",
+            )
+        return spec
+
+    def parse(self) -> CompiledQuery:
+        self.expect("select")
+        names = [self.next().text]
+        while self.peek() is not None and self.peek().text == ",":
+            self.pos += 1
+            names.append(self.next().text)
+        self.expect("from")
+        object_name = self.next().text
+        self.sobject = find_object(object_name)
+        if self.sobject is None:
+            raise SoqlError("INVALID_TYPE", f"sObject type '{object_name}' is not supported.")
+        fields = [self.field(n) for n in names]
+        where_sql = self.condition() if self.accept("where") else ""
+        order_sql = self.order_by() if self.accept("order") else ""
+        limit = offset = None
+        if self.accept("limit"):
+            limit = self.integer("LIMIT")
+        if self.accept("offset"):
+            offset = self.integer("OFFSET")
+        if self.peek() is not None:
+            raise SoqlError("MALFORMED_QUERY", f"unexpected token {self.peek().text!r}")
+        return CompiledQuery(self.sobject, fields, where_sql, self.params, order_sql, limit, offset or 0)
+
+    def integer(self, clause: str) -> int:
+        token = self.next()
+        if token.kind != "number" or not token.text.isdigit():
+            raise SoqlError("MALFORMED_QUERY", f"{clause} needs a non-negative integer, got {token.text!r}")
+        return int(token.text)
+
+    def order_by(self) -> str:
+        self.expect("by")
+        parts = []
+        while True:
+            spec = self.field(self.next().text)
+            direction = "DESC" if self.accept("desc") else "ASC"
+            self.accept("asc")
+            nulls = ""
+            if self.accept("nulls"):
+                nulls = (
+                    " NULLS LAST" if self.accept("last") else (" NULLS FIRST" if self.accept("first") else "")
+                )
+            parts.append(f'"{spec.name}" {direction}{nulls}')
+            if self.peek() is not None and self.peek().text == ",":
+                self.pos += 1
+                continue
+            return ", ".join(parts)
+
+    def condition(self) -> str:
+        sql = self.conjunction()
+        while self.accept("or"):
+            sql = f"{sql} OR {self.conjunction()}"
+        return sql
+
+    def conjunction(self) -> str:
+        sql = self.term()
+        while self.accept("and"):
+            sql = f"{sql} AND {self.term()}"
+        return sql
+
+    def term(self) -> str:
+        if self.accept("not"):
+            return f"NOT ({self.term()})"
+        token = self.peek()
+        if token is not None and token.text == "(":
+            self.pos += 1
+            sql = self.condition()
+            if self.next().text != ")":
+                raise SoqlError("MALFORMED_QUERY", "missing closing parenthesis")
+            return f"({sql})"
+        return self.comparison()
+
+    def comparison(self) -> str:
+        spec = self.field(self.next().text)
+        column = f'"{spec.name}"'
+        negate = self.accept("not")
+        if self.accept("in"):
+            if self.next().text != "(":
+                raise SoqlError("MALFORMED_QUERY", "IN needs a parenthesised list")
+            values = [self.literal(spec)]
+            while self.peek() is not None and self.peek().text == ",":
+                self.pos += 1
+                values.append(self.literal(spec))
+            if self.next().text != ")":
+                raise SoqlError("MALFORMED_QUERY", "missing closing parenthesis after IN list")
+            self.params.extend(values)
+            return f"{column} {'NOT IN' if negate else 'IN'} ({', '.join('?' * len(values))})"
+        if negate:
+            raise SoqlError("MALFORMED_QUERY", "NOT must be followed by IN here")
+        if self.accept("like"):
+            self.params.append(self.literal(spec))
+            return f"{column} LIKE ? ESCAPE '\\'"
+        op_token = self.next()
+        if op_token.kind != "op":
+            raise SoqlError("MALFORMED_QUERY", f"expected a comparison operator after {spec.name}")
+        op = "!=" if op_token.text == "<>" else op_token.text
+        value = self.literal(spec)
+        if value is None:
+            if op not in ("=", "!="):
+                raise SoqlError("MALFORMED_QUERY", "null can only be compared with = or !=")
+            return f"{column} IS {'NOT ' if op == '!=' else ''}NULL"
+        self.params.append(value)
+        return f"{column} {op} ?"
+
+    def literal(self, spec: FieldSpec) -> Any:
+        token = self.next()
+        keyword = token.keyword
+        if keyword == "null":
+            return None
+        if spec.type == "boolean":
+            if keyword not in ("true", "false"):
+                raise _type_error(spec, "boolean")
+            return 1 if keyword == "true" else 0
+        if spec.type == "datetime":
+            if token.kind not in ("datetime", "date"):
+                raise _type_error(spec, "dateTime")
+            return normalize_datetime(token.text)
+        if spec.type == "date":
+            if token.kind != "date":
+                raise _type_error(spec, "date")
+            return token.text
+        if spec.type in ("int", "double", "currency"):
+            if token.kind != "number":
+                raise _type_error(spec, spec.type)
+            return float(token.text)
+        if token.kind != "string":
+            raise SoqlError(
+                "INVALID_FIELD",
+                f"value of filter criterion for field '{spec.name}' must be of type "
+                f"{spec.type} and should be enclosed in quotes",
+            )
+        return re.sub(r"\\(.)", r"\1", token.text[1:-1])
+
+
+def _type_error(spec: FieldSpec, type_name: str) -> SoqlError:
+    return SoqlError(
+        "INVALID_FIELD",
+        f"value of filter criterion for field '{spec.name}' must be of type "
+        f"{type_name} and should not be enclosed in quotes",
+    )
+
+
+def compile_soql(soql: str) -> CompiledQuery:
+    return _Parser(soql).parse()
