@@ -10,13 +10,12 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import dagster as dg
 import duckdb
-from dagster_snowflake import SnowflakeResource
 
 from platform_assets import environment
 
@@ -114,8 +113,19 @@ class DuckDBWarehouse(dg.ConfigurableResource):
             connection.close()
 
 
-class SnowflakeWarehouse(SnowflakeResource):
-    """The ci/prod warehouse, on dagster-snowflake's resource (qmark placeholders, like DuckDB)."""
+class SnowflakeWarehouse(dg.ConfigurableResource):
+    """The ci/prod warehouse, through dagster-snowflake's SnowflakeResource (qmark placeholders, like DuckDB).
+
+    dagster_snowflake is imported on first use only: importing it costs ~13 s of CPU (Snowpark and
+    friends), which local processes and sandboxes should never pay.
+    """
+
+    account: str
+    user: str
+    password: str
+    role: str
+    warehouse: str
+    database: str
 
     @property
     def dialect(self) -> Dialect:
@@ -123,11 +133,28 @@ class SnowflakeWarehouse(SnowflakeResource):
 
     @contextmanager
     def session(self, read_only: bool = False) -> Iterator[_CursorSession]:
-        with self.get_connection() as connection:
+        from dagster_snowflake import SnowflakeResource
+
+        snowflake = SnowflakeResource(
+            account=self.account,
+            user=self.user,
+            password=self.password,
+            role=self.role,
+            warehouse=self.warehouse,
+            database=self.database,
+            additional_snowflake_connection_args={"paramstyle": "qmark"},
+        )
+        with snowflake.get_connection() as connection:
             yield _CursorSession(connection, "snowflake")
 
 
-Warehouse = DuckDBWarehouse | SnowflakeWarehouse
+class Warehouse(Protocol):
+    """What the platform's own code asks of the `warehouse` resource, whichever backend serves it."""
+
+    @property
+    def dialect(self) -> Dialect: ...
+
+    def session(self, read_only: bool = False) -> AbstractContextManager[_CursorSession]: ...
 
 
 def warehouse_resource(env: environment.PlatformEnvironment | None = None) -> Warehouse:
@@ -142,5 +169,4 @@ def warehouse_resource(env: environment.PlatformEnvironment | None = None) -> Wa
         role=dg.EnvVar("SNOWFLAKE_ROLE"),
         warehouse=dg.EnvVar("SNOWFLAKE_WAREHOUSE"),
         database=dg.EnvVar("SNOWFLAKE_DATABASE"),
-        additional_snowflake_connection_args={"paramstyle": "qmark"},
     )

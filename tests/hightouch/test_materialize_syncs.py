@@ -1,0 +1,100 @@
+"""Hightouch sync assets materialized through Dagster against the sandbox (the component's own defs)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+TRIAL_KEY = dg.AssetKey(["hightouch", "trial_nurture_braze"])
+EXPANSION_KEY = dg.AssetKey(["hightouch", "expansion_accounts_google_ads"])
+TRIAL, EXPANSION = "trial-nurture-braze", "expansion-accounts-google-ads"
+
+
+def materialize(defs: dg.Definitions, key: dg.AssetKey) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        list(defs.assets), resources=dict(defs.resources), selection=[key], raise_on_error=False
+    )
+
+
+def node_name(key: dg.AssetKey) -> str:
+    return f"hightouch_{key.path[-1]}"
+
+
+def metadata_of(result: dg.ExecuteInProcessResult, key: dg.AssetKey) -> dict[str, object]:
+    (materialization,) = result.asset_materializations_for_node(node_name(key))
+    return {name: value.value for name, value in materialization.metadata.items()}
+
+
+def failure_text(result: dg.ExecuteInProcessResult, key: dg.AssetKey) -> str:
+    assert not result.success
+    failure = result.failure_data_for_node(node_name(key))
+    return failure.user_failure_data.description if failure.user_failure_data else failure.error.message
+
+
+def test_materializing_a_sync_reports_hightouch_row_counts_and_run_link(sandbox, build_component_defs):
+    result = materialize(build_component_defs(), TRIAL_KEY)
+    assert result.success
+    metadata = metadata_of(result, TRIAL_KEY)
+    assert (metadata["planned_added"], metadata["planned_changed"], metadata["planned_removed"]) == (5, 0, 0)
+    assert metadata["successful_added"] == 5 and metadata["failed_total"] == 0
+    assert metadata["query_size"] == 5 and metadata["completion_ratio"] == 1.0
+    assert metadata["hightouch/status"] == "success"
+    assert metadata["destination"] == "Braze (trial nurture journey)"
+    run_id = metadata["hightouch/run_id"]
+    assert metadata["hightouch/run_url"] == f"{sandbox.url}/syncs/{sandbox.sync_id(TRIAL)}/runs/{run_id}"
+    assert len(sandbox.destination_records(TRIAL)) == 5
+
+
+def test_second_materialization_without_model_change_plans_zero_changes(sandbox, build_component_defs):
+    defs = build_component_defs()
+    assert materialize(defs, EXPANSION_KEY).success
+    second = materialize(defs, EXPANSION_KEY)
+    assert second.success
+    metadata = metadata_of(second, EXPANSION_KEY)
+    assert metadata["planned_total"] == 0 and metadata["query_size"] == 3
+
+
+def test_failed_hightouch_run_fails_the_asset_with_hightouchs_error(sandbox, build_component_defs):
+    sandbox.fault_next_run(TRIAL, "fail", "Braze rejected the request: invalid API key for workspace 'mkt'")
+    result = materialize(build_component_defs(), TRIAL_KEY)
+    text = failure_text(result, TRIAL_KEY)
+    assert "ended 'failed'" in text
+    assert "Braze rejected the request: invalid API key for workspace 'mkt'" in text
+    assert result.asset_materializations_for_node(node_name(TRIAL_KEY)) == []
+
+
+def test_cancelled_run_fails_the_asset(sandbox, build_component_defs):
+    sandbox.fault_next_run(EXPANSION, "cancel", "Cancelled by a user in Hightouch")
+    text = failure_text(materialize(build_component_defs(), EXPANSION_KEY), EXPANSION_KEY)
+    assert "ended 'cancelled'" in text and "Cancelled by a user in Hightouch" in text
+
+
+def test_warning_passes_when_the_sync_says_on_warning_pass(sandbox, build_component_defs):
+    sandbox.fault_next_run(TRIAL, "warn", "1 e-mail address bounced", failed_rows=1)
+    result = materialize(build_component_defs(), TRIAL_KEY)
+    assert result.success
+    metadata = metadata_of(result, TRIAL_KEY)
+    assert metadata["hightouch/status"] == "warning"
+    assert metadata["failed_added"] == 1 and metadata["successful_added"] == 4
+    assert metadata["hightouch/error"] == "1 e-mail address bounced"
+
+
+def test_warning_fails_when_the_sync_says_on_warning_fail(sandbox, build_component_defs):
+    sandbox.fault_next_run(EXPANSION, "warn", "Customer Match rejected 1 row", failed_rows=1)
+    text = failure_text(materialize(build_component_defs(), EXPANSION_KEY), EXPANSION_KEY)
+    assert "on_warning is 'fail'" in text and "Customer Match rejected 1 row" in text
+
+
+def test_429_burst_during_materialization_is_retried(sandbox, build_component_defs):
+    sandbox.rate_limit_next(4)
+    result = materialize(build_component_defs(), TRIAL_KEY)
+    assert result.success
+    assert sandbox.refused_requests == 4
+    assert metadata_of(result, TRIAL_KEY)["planned_added"] == 5
+
+
+def test_stalled_run_fails_the_asset_after_the_poll_timeout(sandbox, build_component_defs):
+    sandbox.fault_next_run(TRIAL, "stall")
+    result = materialize(build_component_defs(poll_timeout_seconds=0.5), TRIAL_KEY)
+    text = failure_text(result, TRIAL_KEY)
+    assert "still 'processing'" in text
+    sandbox.release(TRIAL)
