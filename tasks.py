@@ -98,8 +98,17 @@ def install_python_environment() -> None:
     run([uv, "sync", "--frozen", "--python", sys.executable], env=env)
 
 
+# The local stack's plugins (tap-postgres for the application database, which tests exercise); the Snowflake
+# loader is installed by the production image only.
+MELTANO_PLUGINS = {
+    "extractor": ["tap-landing", "tap-salesforce-bulk", "tap-postgres"],
+    "loader": ["target-duckdb"],
+}
+
+
 def install_meltano_plugins() -> None:
-    run([BIN / "meltano", "install"], env=platform_env(), cwd=ROOT / "meltano")
+    for plugin_type, names in MELTANO_PLUGINS.items():
+        run([BIN / "meltano", "install", plugin_type, *names], env=platform_env(), cwd=ROOT / "meltano")
 
 
 def prepare_dbt_manifest() -> None:
@@ -148,7 +157,7 @@ def sandboxes(env: dict[str, str]) -> Iterator[None]:
         f"http://127.0.0.1:{sf_port}/__sandbox/health": [
             PYTHON, "-m", "platform_assets.sandbox.salesforce", "--port", sf_port,
             "--db", sandbox_dir / "salesforce.sqlite", "--seed-scale", DEMO_SCALE, "--seed", DEMO_SEED],
-        f"http://127.0.0.1:{ht_port}/__sandbox/health": [
+        f"http://127.0.0.1:{ht_port}/health": [
             PYTHON, "-m", "platform_assets.sandbox.hightouch", "--port", ht_port,
             "--state-db", sandbox_dir / "hightouch.sqlite3", "--warehouse", local / "warehouse.duckdb"],
     }

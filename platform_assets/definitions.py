@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 
 from platform_assets import environment
+from platform_assets.automation import apply_platform_policy
 from platform_assets.warehouse import warehouse_resource
 
 # The main job: one full platform cycle — ingestion, every dbt domain, then the syncs — in lineage order.
@@ -23,4 +24,4 @@ def defs() -> dg.Definitions:
     env.validate()
     declared = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
     platform = dg.Definitions(resources={"warehouse": warehouse_resource(env)}, jobs=[platform_cycle])
-    return dg.Definitions.merge(declared, platform)
+    return apply_platform_policy(dg.Definitions.merge(declared, platform))

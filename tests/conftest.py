@@ -12,7 +12,9 @@ from platform_assets import environment
 
 
 @pytest.fixture
-def local_platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[environment.PlatformEnvironment]:
+def local_platform(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[environment.PlatformEnvironment]:
     """A local platform environment whose state (warehouse, landing folder, instance) lives in tmp_path."""
     for variable in ("PLATFORM_ENV", "PLATFORM_DUCKDB_PATH", "PLATFORM_LANDING_DIR", "PLATFORM_APP_DB_URL"):
         monkeypatch.delenv(variable, raising=False)

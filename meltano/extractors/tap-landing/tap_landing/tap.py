@@ -1,0 +1,130 @@
+"""tap-landing: one Singer stream per landing folder, incremental per file by line.
+
+State: one bookmark per file (a Singer SDK state partition `{"file": "<stream>/<name>"}`) holding the
+last line emitted (`_source_line`), so an appended row emits exactly one record and an unchanged folder
+emits none. A malformed line fails its stream with the file and line; the other streams still sync, the
+records before the bad line keep their bookmark, and the tap exits non-zero naming every failed stream.
+No key properties are declared, so targets keep raw tables as append-only history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from singer_sdk import Stream, Tap
+from singer_sdk import typing as th
+
+from tap_landing.parsing import COLUMN_TYPES, FORMATS, READERS, LandingDataError, json_schema_for
+
+SOURCE_FILE = "_source_file"
+SOURCE_LINE = "_source_line"
+FAILED_STREAM_PREFIX = "tap-landing stream failed:"
+
+
+class LandingStream(Stream):
+    """Every file in `<root>/<name>/` with the stream's extension, in name order."""
+
+    replication_key = SOURCE_LINE
+    is_sorted = True  # lines only grow within a file (the partition), so bookmarks advance per record
+    state_partitioning_keys = ("file",)
+
+    def __init__(self, tap: TapLanding, definition: dict[str, Any]):
+        self.definition = definition
+        self.format: str = definition["format"]
+        self.columns: dict[str, str] = dict(definition["columns"])
+        properties = {name: json_schema_for(kind) for name, kind in self.columns.items()}
+        properties[SOURCE_FILE] = {"type": ["string"]}
+        properties[SOURCE_LINE] = {"type": ["integer"]}
+        schema = {"type": "object", "properties": properties}
+        super().__init__(tap=tap, schema=schema, name=definition["name"])
+        self.primary_keys = []  # declared in config for docs only: raw tables stay append-only
+        self.failure: LandingDataError | None = None
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.config["root"]) / self.name
+
+    @property
+    def partitions(self) -> list[dict] | None:
+        if not self.folder.is_dir():
+            self.logger.warning("No folder %s yet: nothing to read for stream '%s'.", self.folder, self.name)
+            return []
+        files = []
+        for path in sorted(self.folder.iterdir()):
+            if path.name.startswith(".") or not path.is_file():
+                continue  # dot-files are drops still being written
+            if path.suffix != f".{self.format}":
+                self._fail(
+                    LandingDataError(path, None, f"this stream reads only .{self.format} files; move it")
+                )
+                return []
+            files.append({"file": f"{self.name}/{path.name}"})
+        return files
+
+    def get_records(self, context: dict | None) -> Iterable[dict[str, Any]]:
+        if self.failure is not None or context is None:
+            return  # a stream stops at its first malformed line, whatever file comes next
+        relative = context["file"]
+        after_line = int(self.get_starting_replication_key_value(context) or 0)
+        read = READERS[self.format]
+        try:
+            for line, record in read(Path(self.config["root"]) / relative, self.columns, after_line):
+                record[SOURCE_FILE] = relative
+                record[SOURCE_LINE] = line
+                yield record
+        except LandingDataError as error:
+            self._fail(error)
+
+    def _fail(self, error: LandingDataError) -> None:
+        self.failure = error
+        self.logger.error("%s stream=%s %s", FAILED_STREAM_PREFIX, self.name, error)
+
+
+class TapLanding(Tap):
+    """Singer tap for the platform's landing folder."""
+
+    name = "tap-landing"
+    config_jsonschema = th.PropertiesList(
+        th.Property("root", th.StringType, required=True, description="The landing folder."),
+        th.Property(
+            "streams",
+            th.ArrayType(
+                th.ObjectType(
+                    th.Property("name", th.StringType, required=True),
+                    th.Property("format", th.StringType, required=True, allowed_values=list(FORMATS)),
+                    th.Property("primary_keys", th.ArrayType(th.StringType)),
+                    th.Property("description", th.StringType),
+                    th.Property("columns", th.ObjectType(additional_properties=th.StringType), required=True),
+                )
+            ),
+            required=True,
+            description="One entry per landing folder: name, format (csv|jsonl), primary_keys, columns.",
+        ),
+    ).to_dict()
+
+    def discover_streams(self) -> list[Stream]:
+        streams = []
+        for definition in self.config["streams"]:
+            bad = {col: kind for col, kind in definition["columns"].items() if kind not in COLUMN_TYPES}
+            if bad:
+                raise ValueError(
+                    f"tap-landing stream '{definition['name']}': unknown column types {bad}; "
+                    f"use one of {', '.join(COLUMN_TYPES)}"
+                )
+            streams.append(LandingStream(self, definition))
+        return streams
+
+    def sync_all(self) -> None:
+        super().sync_all()
+        failed = [s for s in self.streams.values() if isinstance(s, LandingStream) and s.failure is not None]
+        if failed:
+            details = "; ".join(f"stream '{s.name}': {s.failure}" for s in failed)
+            raise LandingDataError(
+                Path(self.config["root"]), None, f"{len(failed)} stream(s) failed: {details}"
+            )
+
+
+if __name__ == "__main__":
+    TapLanding.cli()

@@ -1,0 +1,371 @@
+"""Meltano pipelines as assets: one asset per stream, one subsettable multi-asset per source.
+
+defs/ingestion/defs.yaml instantiates `MeltanoProjectComponent`; defs/ingestion/sources.yaml declares each
+source (extractor, optional loader, description, owners, cadence, streams). Everything comes from committed
+files (sources.yaml, meltano/meltano.yml): loading never runs meltano and never touches the network.
+
+Each stream is the asset `["raw", <source>, <stream>]` (group `ingestion_<source>`, kinds meltano + the
+warehouse, tag layer=ingestion) with the blocking check `rows_landed_match_extracted`. Materializing some
+streams runs `meltano run` for those streams only; run config `full_refresh: true` re-extracts them.
+"""
+
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import dagster as dg
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from platform_assets import environment
+from platform_assets.integrations.meltano import (
+    MeltanoProjectError,
+    MeltanoRunError,
+    RunResult,
+    load_project,
+    run_pipeline,
+)
+from platform_assets.warehouse import Warehouse, quote_identifier
+
+CHECK_NAME = "rows_landed_match_extracted"
+DEFAULT_LOADERS = {"local": "target-duckdb", "ci": "target-snowflake", "prod": "target-snowflake"}
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_OWNER = re.compile(r"^(team:[\w.-]+|[^@\s]+@[^@\s]+\.[^@\s]+)$")
+DOCS_HINT = "See docs/readme/ingestion.md, 'Adding a source'."
+
+
+class SourcesConfigError(ValueError):
+    """sources.yaml does not describe a loadable source; the message names the file and key."""
+
+
+# -- sources.yaml ---------------------------------------------------------------------------------------
+
+
+class StreamDecl(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    description: str = Field(description="What one row is and where it comes from.")
+    owner: str | None = Field(default=None, description="Email or team:<name>; defaults to the source's.")
+    tap_stream: str | None = Field(
+        default=None, description="The extractor's stream id when it differs (tap-postgres: app-workspaces)."
+    )
+
+
+class SourceDecl(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    extractor: str
+    loader: str | dict[Literal["local", "ci", "prod"], str] | None = Field(
+        default=None, description="Loader (or loader per environment); default: the component's loaders."
+    )
+    description: str
+    owners: list[str] = Field(default_factory=list)
+    cadence: str | None = Field(default=None, description="Cron for the scheduling engineer (optional).")
+    requires_env: list[str] = Field(
+        default_factory=list, description="Environment variables without which the source is not defined."
+    )
+    streams: dict[str, StreamDecl]
+
+
+class SourcesFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sources: dict[str, SourceDecl]
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    extractor: str
+    loader: str
+    description: str
+    owners: tuple[str, ...]
+    cadence: str | None
+    streams: dict[str, StreamDecl]
+
+    def tap_stream(self, stream: str) -> str:
+        return self.streams[stream].tap_stream or stream
+
+
+def load_sources(
+    file: Path, project_dir: Path, loaders: Mapping[str, str], env: environment.PlatformEnvironment
+) -> list[Source]:
+    """The sources defined in this environment, validated against meltano.yml."""
+    try:
+        parsed = SourcesFile.model_validate(yaml.safe_load(file.read_text()) or {})
+    except FileNotFoundError:
+        raise SourcesConfigError(f"{file} does not exist. {DOCS_HINT}") from None
+    except (yaml.YAMLError, ValidationError) as error:
+        raise SourcesConfigError(f"{file} is not a valid sources file: {error}\n{DOCS_HINT}") from None
+    project = load_project(project_dir)
+    sources = []
+    for name, decl in parsed.sources.items():
+        where = f"{file}: sources.{name}"
+        if not _NAME.match(name):
+            raise SourcesConfigError(f"{where}: source names are lower_snake_case")
+        if any(not os.environ.get(variable) for variable in decl.requires_env):
+            continue  # e.g. app_db exists only where PLATFORM_APP_DB_URL is set
+        try:
+            extractor = project.extractor(decl.extractor, where=f"{where}.extractor")
+            loader = _loader(decl, loaders, env)
+            project.check_loader(loader, where=f"{where}.loader")
+        except MeltanoProjectError as error:
+            raise SourcesConfigError(str(error)) from None
+        owners = tuple(decl.owners)
+        for stream, stream_decl in decl.streams.items():
+            stream_where = f"{where}.streams.{stream}"
+            if not _NAME.match(stream):
+                raise SourcesConfigError(f"{stream_where}: stream names are lower_snake_case")
+            tap_stream = stream_decl.tap_stream or stream
+            if tap_stream not in extractor.streams:
+                raise SourcesConfigError(
+                    f"{stream_where}: stream {tap_stream!r} is not declared for extractor "
+                    f"{extractor.name!r} in {project.file} (declared: {', '.join(extractor.streams)}). "
+                    "Declare it there (select / config.streams) or fix the name."
+                )
+            for owner in (*owners, *([stream_decl.owner] if stream_decl.owner else [])):
+                if not _OWNER.match(owner):
+                    raise SourcesConfigError(
+                        f"{stream_where}: owner {owner!r} is not an email or team:<name>"
+                    )
+        sources.append(
+            Source(name, decl.extractor, loader, decl.description, owners, decl.cadence, dict(decl.streams))
+        )
+    return sources
+
+
+def _loader(decl: SourceDecl, loaders: Mapping[str, str], env: environment.PlatformEnvironment) -> str:
+    chosen = decl.loader if decl.loader is not None else loaders
+    if isinstance(chosen, str):
+        return chosen
+    if env.mode.value not in chosen:
+        raise MeltanoProjectError(f"no loader for environment {env.mode.value!r} (set one per environment)")
+    return chosen[env.mode.value]
+
+
+# -- resources and run config ---------------------------------------------------------------------------
+
+
+class MeltanoResource(dg.ConfigurableResource):
+    """Runs the platform's Meltano project (`meltano` CLI) in the current platform environment."""
+
+    project_dir: str
+
+    def run(
+        self,
+        context: dg.AssetExecutionContext,
+        *,
+        extractor: str,
+        loader: str,
+        source: str,
+        tap_streams: list[str],
+        full_refresh: bool,
+    ) -> RunResult:
+        log = context.log
+
+        def forward(level: str, message: str) -> None:
+            getattr(log, level, log.info)(message)
+
+        return run_pipeline(
+            extractor=extractor,
+            loader=loader,
+            source=source,
+            tap_streams=tap_streams,
+            full_refresh=full_refresh,
+            log=forward,
+            project_root=Path(self.project_dir),
+        )
+
+
+class MeltanoRunConfig(dg.Config):
+    full_refresh: bool = Field(
+        default=False,
+        description="Ignore the selected streams' bookmarks and extract them again (rows are appended "
+        "to the raw tables again; staging dedupes). Other streams keep their state.",
+    )
+
+
+# -- warehouse counts -----------------------------------------------------------------------------------
+
+
+def _table_exists(session: Any, schema: str, table: str) -> bool:
+    row = session.fetchone(
+        "SELECT count(*) FROM information_schema.tables WHERE lower(table_schema) = lower(?) "
+        "AND lower(table_name) = lower(?)",
+        [schema, table],
+    )
+    return bool(row and row[0])
+
+
+def watermark(warehouse: Warehouse, schema: str, table: str) -> datetime | None:
+    """The latest `_sdc_batched_at` in a raw table before a run (None when it has no rows yet)."""
+    with warehouse.session(read_only=True) as session:
+        if not _table_exists(session, schema, table):
+            return None
+        row = session.fetchone(
+            f"SELECT max(_sdc_batched_at) FROM {quote_identifier(schema)}.{quote_identifier(table)}"
+        )
+        return row[0] if row else None
+
+
+def landed_counts(warehouse: Warehouse, schema: str, table: str, since: datetime | None) -> tuple[int, int]:
+    """(rows the loader stamped after `since`, rows in the table): exact, since the loader stamps each row."""
+    with warehouse.session(read_only=True) as session:
+        if not _table_exists(session, schema, table):
+            return 0, 0
+        name = f"{quote_identifier(schema)}.{quote_identifier(table)}"
+        total = session.fetchone(f"SELECT count(*) FROM {name}")
+        if since is None:
+            return int(total[0]), int(total[0])
+        landed = session.fetchone(f"SELECT count(*) FROM {name} WHERE _sdc_batched_at > ?", [since])
+        return int(landed[0]), int(total[0])
+
+
+def reconcile(asset_key: dg.AssetKey, extracted: int, landed: int) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        asset_key=asset_key,
+        check_name=CHECK_NAME,
+        passed=extracted == landed,
+        metadata={"rows_extracted": extracted, "rows_landed": landed, "rows_missing": extracted - landed},
+        description=None
+        if extracted == landed
+        else (
+            f"{extracted} rows were extracted but {landed} landed: the loader lost or added rows. "
+            "Re-run with full_refresh after fixing the loader."
+        ),
+    )
+
+
+# -- the assets -----------------------------------------------------------------------------------------
+
+
+def _stream_spec(source: Source, stream: str, warehouse_kind: str, schema: str) -> dg.AssetSpec:
+    decl = source.streams[stream]
+    owners = [decl.owner] if decl.owner else list(source.owners)
+    return dg.AssetSpec(
+        key=dg.AssetKey(["raw", source.name, stream]),
+        description=f"{decl.description}\n\nSource `{source.name}`: {source.description}",
+        group_name=f"ingestion_{source.name}",
+        kinds={"meltano", warehouse_kind},
+        tags={"layer": "ingestion"},
+        owners=owners,
+        skippable=True,
+        metadata={
+            "target_table": dg.MetadataValue.text(f"{schema}.{stream}"),
+            "meltano_pipeline": dg.MetadataValue.text(f"{source.extractor} -> {source.loader}"),
+            "tap_stream": dg.MetadataValue.text(source.tap_stream(stream)),
+            **({"cadence": dg.MetadataValue.text(source.cadence)} if source.cadence else {}),
+        },
+    )
+
+
+def build_source_assets(source: Source, env: environment.PlatformEnvironment) -> dg.AssetsDefinition:
+    warehouse_kind = "duckdb" if env.is_local else "snowflake"
+    schema = env.schema(f"raw_{source.name}")
+    specs = [_stream_spec(source, stream, warehouse_kind, schema) for stream in source.streams]
+    stream_of = {spec.key: stream for spec, stream in zip(specs, source.streams, strict=True)}
+    checks = [
+        dg.AssetCheckSpec(
+            CHECK_NAME,
+            asset=spec.key,
+            blocking=True,
+            description="Rows the loader stamped in this run (_sdc_batched_at) equal rows the tap extracted.",
+        )
+        for spec in specs
+    ]
+
+    @dg.multi_asset(
+        name=f"meltano_{source.name}",
+        specs=specs,
+        check_specs=checks,
+        can_subset=True,
+        pool="warehouse",
+        description=f"Meltano: {source.extractor} -> {source.loader} ({source.description})",
+    )
+    def _ingest(
+        context: dg.AssetExecutionContext,
+        config: MeltanoRunConfig,
+        meltano: MeltanoResource,
+        warehouse: dg.ResourceParam[Warehouse],
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+        keys = [spec.key for spec in specs if spec.key in context.selected_asset_keys]
+        streams = [stream_of[key] for key in keys]
+        marks = {stream: watermark(warehouse, schema, stream) for stream in streams}
+        failure: MeltanoRunError | None = None
+        try:
+            result = meltano.run(
+                context,
+                extractor=source.extractor,
+                loader=source.loader,
+                source=source.name,
+                tap_streams=[source.tap_stream(s) for s in streams],
+                full_refresh=config.full_refresh,
+            )
+        except MeltanoRunError as error:
+            if not error.result.failed_streams:
+                raise dg.Failure(description=str(error)) from None
+            failure, result = error, error.result
+        failed = {stream for stream in streams if source.tap_stream(stream) in result.failed_streams}
+        for key, stream in zip(keys, streams, strict=True):
+            if stream in failed:
+                continue
+            extracted = result.rows_extracted.get(source.tap_stream(stream), 0)
+            landed, total = landed_counts(warehouse, schema, stream, marks[stream])
+            yield dg.MaterializeResult(
+                asset_key=key,
+                metadata={
+                    "rows_extracted": extracted,
+                    "rows_landed": landed,
+                    "dagster/row_count": total,
+                    "duration_seconds": round(result.duration_seconds, 2),
+                    "meltano_state_id": dg.MetadataValue.text(result.state_id),
+                    "target_table": dg.MetadataValue.text(f"{schema}.{stream}"),
+                    "full_refresh": config.full_refresh,
+                },
+            )
+            if dg.AssetCheckKey(key, CHECK_NAME) in context.selected_asset_check_keys:
+                yield reconcile(key, extracted, landed)
+        if failure is not None:
+            details = "\n".join(
+                f"- raw/{source.name}/{s}: {result.failed_streams[source.tap_stream(s)]}"
+                for s in sorted(failed)
+            )
+            raise dg.Failure(
+                description=f"{len(failed)} stream(s) of source '{source.name}' failed; the other selected "
+                f"streams were loaded.\n{details}\n\n{failure}",
+                metadata={"failed_streams": dg.MetadataValue.text(", ".join(sorted(failed)))},
+            )
+
+    return _ingest
+
+
+class MeltanoProjectComponent(dg.Component, dg.Model, dg.Resolvable):
+    """The platform's Meltano project as stream assets (see module docstring)."""
+
+    project_dir: str = "meltano"
+    sources_file: str = "sources.yaml"
+    loaders: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_LOADERS))
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        return ingestion_definitions(
+            Path(context.path) / self.sources_file,
+            Path(context.project_root) / self.project_dir,
+            self.loaders,
+        )
+
+
+def ingestion_definitions(
+    sources_file: Path, project_dir: Path, loaders: Mapping[str, str] = DEFAULT_LOADERS
+) -> dg.Definitions:
+    """The stream assets of every source defined in this environment, plus the `meltano` resource."""
+    env = environment.current()
+    project_dir = project_dir.resolve()
+    sources = load_sources(sources_file, project_dir, loaders, env)
+    return dg.Definitions(
+        assets=[build_source_assets(source, env) for source in sources],
+        resources={"meltano": MeltanoResource(project_dir=str(project_dir))},
+    )

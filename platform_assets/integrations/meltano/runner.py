@@ -1,0 +1,282 @@
+"""Running `meltano run <tap> <target>` for the platform: environment, stream selection, logs, counts.
+
+- The environment maps `platform_assets.environment.current()` onto plugin settings through Meltano's
+  setting env vars (TAP_LANDING_ROOT, TARGET_DUCKDB_FILEPATH, …); secrets pass through the process
+  environment only and are never logged.
+- Only the requested streams run: `<TAP>__SELECT` overrides the extractor's `select`. State is one Meltano
+  state id per pipeline (`<environment>:<tap>-to-<target>`); the tap reads the whole state and writes it
+  back, so bookmarks of streams outside the subset are kept. A full refresh uses Meltano's
+  `--full-refresh`, whose state is merged into the stored one, again keeping the other streams' bookmarks.
+- Locally every PLATFORM_LOCAL_DIR gets its own Meltano system directory (run files, system database with
+  the state) whose plugin venvs link to the project's installed ones, so two local environments (or two
+  engineers) never share Meltano state.
+- JSON log lines go to the caller's logger as they arrive; `record_count` METRIC counters (deltas) are
+  summed per stream; a failure raises `MeltanoRunError` with the plugin's own error text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from platform_assets import environment
+from platform_assets.environment import PlatformEnvironment
+
+PLUGIN_TYPES = ("extractors", "loaders")
+FAILED_STREAM = re.compile(r"tap-landing stream failed: stream=(?P<stream>\S+) (?P<message>.*)")
+_ENV_NAME = re.compile(r"[^A-Za-z0-9]")
+
+LogFn = Callable[[str, str], None]
+"""(level, message) -> None, e.g. a Dagster logger's methods behind a small adapter."""
+
+
+class MeltanoRunError(RuntimeError):
+    """`meltano run` failed; the message carries the plugins' own error lines."""
+
+    def __init__(self, message: str, result: RunResult):
+        super().__init__(message)
+        self.result = result
+
+
+@dataclass
+class RunResult:
+    extractor: str
+    loader: str
+    state_id: str
+    streams: tuple[str, ...]
+    returncode: int = 0
+    duration_seconds: float = 0.0
+    rows_extracted: dict[str, int] = field(default_factory=dict)
+    failed_streams: dict[str, str] = field(default_factory=dict)
+    error_lines: list[str] = field(default_factory=list)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.returncode == 0
+
+
+def plugin_env_name(plugin: str) -> str:
+    """Meltano's env var prefix of a plugin: tap-salesforce-bulk -> TAP_SALESFORCE_BULK."""
+    return _ENV_NAME.sub("_", plugin).upper()
+
+
+def state_id(env: PlatformEnvironment, extractor: str, loader: str) -> str:
+    return f"{env.mode.value}:{extractor}-to-{loader}"
+
+
+def plugin_settings(env: PlatformEnvironment, extractor: str, loader: str, source: str) -> dict[str, str]:
+    """Setting env vars of the plugins this platform knows, from the platform environment."""
+    settings: dict[str, str] = {"PLATFORM_SCHEMA_PREFIX": env.schema_prefix}
+    raw_schema = env.schema(f"raw_{source}")
+    if loader == "target-duckdb":
+        settings["TARGET_DUCKDB_FILEPATH"] = str(env.duckdb_path)
+        settings["TARGET_DUCKDB_DEFAULT_TARGET_SCHEMA"] = raw_schema
+    elif loader == "target-snowflake":
+        settings["TARGET_SNOWFLAKE_DEFAULT_TARGET_SCHEMA"] = raw_schema
+    if extractor == "tap-landing":
+        settings["TAP_LANDING_ROOT"] = str(env.landing_dir)
+    elif extractor == "tap-postgres" and env.app_db_url:
+        settings.update(_postgres_settings(env.app_db_url))
+    elif extractor == "tap-salesforce-bulk":
+        settings["TAP_SALESFORCE_BULK_LOGIN_URL"] = env.salesforce_login_url
+        if env.is_local:
+            settings["TAP_SALESFORCE_BULK_CLIENT_ID"] = environment.SANDBOX_SALESFORCE_CLIENT_ID
+            settings["TAP_SALESFORCE_BULK_CLIENT_SECRET"] = environment.SANDBOX_SALESFORCE_CLIENT_SECRET
+        else:
+            for name in ("CLIENT_ID", "CLIENT_SECRET", "USERNAME", "PRIVATE_KEY"):
+                if os.environ.get(f"SALESFORCE_{name}"):
+                    settings[f"TAP_SALESFORCE_BULK_{name}"] = os.environ[f"SALESFORCE_{name}"]
+    return settings
+
+
+def _postgres_settings(url: str) -> dict[str, str]:
+    """tap-postgres's connection settings from a PostgreSQL URL (its sqlalchemy_url demands a password;
+    the separate settings accept an empty one, as trust or peer authentication needs)."""
+    parts = urlsplit(url)
+    if not (parts.hostname and parts.username and parts.path.strip("/")):
+        raise ValueError("PLATFORM_APP_DB_URL must look like postgresql://user[:password]@host[:port]/database")
+    return {
+        "TAP_POSTGRES_HOST": parts.hostname,
+        "TAP_POSTGRES_PORT": str(parts.port or 5432),
+        "TAP_POSTGRES_USER": unquote(parts.username),
+        "TAP_POSTGRES_PASSWORD": unquote(parts.password or ""),
+        "TAP_POSTGRES_DATABASE": parts.path.strip("/"),
+    }
+
+
+def local_sys_dir(env: PlatformEnvironment, project_root: Path, plugins: Iterable[tuple[str, str]]) -> Path:
+    """This local environment's Meltano system dir (plugin venvs linked to the installed ones)."""
+    sys_dir = env.local_dir / "meltano"
+    for plugin_type, name in plugins:
+        installed = project_root / ".meltano" / plugin_type / name / "venv"
+        if not (installed / "bin").is_dir():
+            raise FileNotFoundError(
+                f"Meltano plugin {name!r} is not installed ({installed} is missing): run "
+                f"`meltano install {plugin_type[:-1]} {name}` in {project_root} (the set-up does this)"
+            )
+        link = sys_dir / plugin_type / name / "venv"
+        if not (link.is_symlink() and link.resolve() == installed.resolve()):
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if link.is_symlink() or link.exists():
+                link.unlink()
+            link.symlink_to(installed, target_is_directory=True)
+    return sys_dir
+
+
+def meltano_env(
+    env: PlatformEnvironment, project_root: Path, plugins: Iterable[tuple[str, str]] = ()
+) -> dict[str, str]:
+    """The process environment for any `meltano` command of this platform environment."""
+    process_env = dict(os.environ)
+    # The meltano CLI and the uv it installs plugins with live next to this interpreter.
+    process_env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), process_env.get("PATH", "")])
+    process_env["MELTANO_PROJECT_ROOT"] = str(project_root)
+    process_env["MELTANO_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+    process_env["MELTANO_ENVIRONMENT"] = env.mode.value
+    if env.is_local:
+        process_env["MELTANO_SYS_DIR_ROOT"] = str(local_sys_dir(env, project_root, plugins))
+        process_env.pop("MELTANO_DATABASE_URI", None)  # default: sqlite in the sys dir
+    return process_env
+
+
+def build_env(
+    env: PlatformEnvironment,
+    project_root: Path,
+    extractor: str,
+    loader: str,
+    source: str,
+    tap_streams: Iterable[str],
+) -> dict[str, str]:
+    process_env = meltano_env(env, project_root, [("extractors", extractor), ("loaders", loader)])
+    process_env.update(plugin_settings(env, extractor, loader, source))
+    process_env[f"{plugin_env_name(extractor)}__SELECT"] = json.dumps([f"{s}.*" for s in tap_streams])
+    return process_env
+
+
+class _LogReader:
+    """Parses Meltano's JSON log lines: forwards them, sums record counts, keeps error context."""
+
+    def __init__(self, log: LogFn, extractor: str):
+        self.log = log
+        self.extractor = extractor
+        self.rows: dict[str, int] = defaultdict(int)
+        self.failed_streams: dict[str, str] = {}
+        self.errors: list[str] = []
+        self.tails: dict[str, deque[str]] = defaultdict(lambda: deque(maxlen=25))
+
+    def feed(self, line: str) -> None:
+        line = line.rstrip("\n")
+        if not line.strip():
+            return
+        try:
+            event = json.loads(line)
+            if not isinstance(event, dict):
+                raise ValueError
+        except ValueError:
+            self.tails["meltano"].append(line)
+            self.log("info", line)
+            return
+        message = str(event.get("event", ""))
+        plugin = str(event.get("name") or event.get("string_id") or "meltano")
+        level = str(event.get("level", "info"))
+        if message.startswith("METRIC: "):
+            self._metric(message[len("METRIC: ") :])
+            self.log("debug", f"[{plugin}] {message}")
+            return
+        self.tails[plugin].append(message)
+        if failed := FAILED_STREAM.search(message):
+            self.failed_streams[failed["stream"]] = failed["message"]
+            level = "error"
+        if level in ("error", "critical") and message not in self.errors:
+            self.errors.append(f"[{plugin}] {message}" + (f": {event['err']}" if event.get("err") else ""))
+        self.log(
+            "error" if level in ("error", "critical") else "warning" if level == "warning" else "info",
+            f"[{plugin}] {message}",
+        )
+
+    def _metric(self, payload: str) -> None:
+        try:
+            metric = json.loads(payload)
+        except ValueError:
+            return
+        if metric.get("metric") == "record_count" and metric.get("type") == "counter":
+            stream = (metric.get("tags") or {}).get("stream")
+            if stream:
+                self.rows[stream] += int(metric.get("value") or 0)
+
+    def error_text(self) -> list[str]:
+        """Meltano's error events, then each plugin's last exception line (a traceback's final line)."""
+        lines = list(self.errors)
+        for plugin, tail in self.tails.items():
+            if plugin == "meltano":
+                continue
+            final = [m for m in tail if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Failure)\b", m)]
+            if final:
+                lines.append(f"[{plugin}] {final[-1]}")
+        return lines
+
+
+def run_pipeline(
+    *,
+    extractor: str,
+    loader: str,
+    source: str,
+    tap_streams: Iterable[str],
+    full_refresh: bool = False,
+    log: LogFn,
+    env: PlatformEnvironment | None = None,
+    project_root: Path = environment.MELTANO_PROJECT_DIR,
+    extra_env: Mapping[str, str] | None = None,
+) -> RunResult:
+    """Run one extractor->loader pipeline for the given tap streams; raise MeltanoRunError on failure.
+
+    When only some tap-landing streams fail (malformed files), the result is still returned through the
+    raised error's `.result`, with `failed_streams` naming them, so callers can report the others.
+    """
+    env = env or environment.current()
+    streams = tuple(tap_streams)
+    result = RunResult(extractor, loader, state_id(env, extractor, loader), streams)
+    process_env = build_env(env, project_root, extractor, loader, source, streams)
+    process_env.update(extra_env or {})
+    command = ["meltano", f"--environment={env.mode.value}", "--log-format=json", "run"]
+    if full_refresh:
+        command.append("--full-refresh")
+    command += [extractor, loader]
+    log(
+        "info", f"Running `{' '.join(command)}` for streams {', '.join(streams)} (state id {result.state_id})"
+    )
+    reader = _LogReader(log, extractor)
+    started = time.monotonic()
+    with subprocess.Popen(
+        command,
+        cwd=project_root,
+        env=process_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            reader.feed(line)
+        result.returncode = process.wait()
+    result.duration_seconds = time.monotonic() - started
+    result.rows_extracted = {stream: reader.rows.get(stream, 0) for stream in streams}
+    result.failed_streams = dict(reader.failed_streams)
+    if result.returncode != 0:
+        result.error_lines = reader.error_text() or list(reader.tails["meltano"])[-10:]
+        raise MeltanoRunError(
+            f"`meltano run {extractor} {loader}` failed (exit {result.returncode}):\n  "
+            + "\n  ".join(result.error_lines),
+            result,
+        )
+    return result
