@@ -1,0 +1,5 @@
+"""Data-aware scheduling: the automation policy, sensors, alerts and jobs (see docs/readme/automation.md)."""
+
+from platform_assets.automation.policy import apply_platform_policy
+
+__all__ = ["apply_platform_policy"]

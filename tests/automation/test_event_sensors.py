@@ -1,0 +1,206 @@
+"""The landing-folder and application-database watermark sensors: what they trigger, and that repeated ticks
+without change launch nothing."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from platform_assets import environment
+from platform_assets.automation.event_sensors import build_landing_sensor, build_watermark_sensor
+
+TEST_DB = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def _stream_assets(source: str, streams: list[str]) -> list[dg.AssetsDefinition]:
+    specs = [
+        dg.AssetSpec(["raw", source, stream], group_name=f"ingestion_{source}", tags={"layer": "ingestion"})
+        for stream in streams
+    ]
+
+    @dg.multi_asset(name=f"meltano_{source}", specs=specs, can_subset=True)
+    def _ingest(context) -> Iterator[dg.MaterializeResult]:
+        for key in context.selected_asset_keys:
+            yield dg.MaterializeResult(asset_key=key)
+
+    return [_ingest]
+
+
+def _tick(
+    sensor: dg.SensorDefinition, defs: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None
+):
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
+    return sensor.evaluate_tick(context)
+
+
+def _requested(result) -> list[list[str]]:
+    return [
+        sorted(key.to_user_string() for key in request.asset_selection) for request in result.run_requests
+    ]
+
+
+def _drop(folder: Path, name: str, text: str, age_seconds: float = 60) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(text)
+    old = time.time() - age_seconds
+    os.utime(path, (old, old))
+    return path
+
+
+@pytest.fixture
+def landing(local_platform: environment.PlatformEnvironment) -> Path:
+    return local_platform.landing_dir
+
+
+def test_landing_sensor_triggers_only_streams_whose_files_arrived(landing: Path) -> None:
+    sensor = build_landing_sensor(settle_seconds=5)
+    defs = dg.Definitions(
+        assets=_stream_assets("landing", ["invoices", "campaigns", "signups"]), sensors=[sensor]
+    )
+    instance = dg.DagsterInstance.ephemeral()
+    assert _tick(sensor, defs, instance, None).run_requests == [], "an empty landing folder triggers nothing"
+
+    _drop(landing / "invoices", "2026-03-01.csv", "invoice_id\ninv_1\n")
+    _drop(landing / "campaigns", "2026-03-01.csv", "campaign_id\ncmp_1\n")
+    first = _tick(sensor, defs, instance, None)
+    assert _requested(first) == [["raw/landing/campaigns", "raw/landing/invoices"]]
+    assert first.run_requests[0].run_key
+
+    again = _tick(sensor, defs, instance, first.cursor)
+    assert again.run_requests == [] and again.skip_message, "the same files never trigger twice"
+
+    _drop(landing / "invoices", "2026-03-02.csv", "invoice_id\ninv_2\n")
+    second = _tick(sensor, defs, instance, again.cursor or first.cursor)
+    assert _requested(second) == [["raw/landing/invoices"]], "only the stream with a new file"
+    assert second.run_requests[0].run_key != first.run_requests[0].run_key
+
+
+def test_landing_sensor_sees_rows_appended_to_an_existing_file(landing: Path) -> None:
+    sensor = build_landing_sensor(settle_seconds=5)
+    defs = dg.Definitions(assets=_stream_assets("landing", ["signups"]))
+    instance = dg.DagsterInstance.ephemeral()
+    path = _drop(landing / "signups", "drop.jsonl", '{"signup_id": "sgn_1"}\n')
+    first = _tick(sensor, defs, instance, None)
+    with path.open("a") as handle:
+        handle.write('{"signup_id": "sgn_2"}\n')
+    old = time.time() - 60
+    os.utime(path, (old, old + 1))
+    assert _requested(_tick(sensor, defs, instance, first.cursor)) == [["raw/landing/signups"]]
+
+
+def test_landing_sensor_waits_for_a_file_still_being_written(landing: Path) -> None:
+    sensor = build_landing_sensor(settle_seconds=30)
+    defs = dg.Definitions(assets=_stream_assets("landing", ["invoices"]))
+    instance = dg.DagsterInstance.ephemeral()
+    path = _drop(landing / "invoices", "big.csv", "invoice_id\n", age_seconds=0)
+    assert _tick(sensor, defs, instance, None).run_requests == []
+    os.utime(path, (time.time() - 60, time.time() - 60))
+    assert _requested(_tick(sensor, defs, instance, None)) == [["raw/landing/invoices"]]
+
+
+def test_landing_sensor_ignores_folders_without_an_asset_and_keeps_them_pending(landing: Path) -> None:
+    sensor = build_landing_sensor(settle_seconds=0)
+    defs = dg.Definitions(assets=_stream_assets("landing", ["invoices"]))
+    instance = dg.DagsterInstance.ephemeral()
+    _drop(landing / "unknown_stream", "a.csv", "x\n1\n")
+    result = _tick(sensor, defs, instance, None)
+    assert result.run_requests == []
+    assert "unknown_stream" not in (result.cursor or ""), (
+        "kept out of the cursor so it triggers once declared"
+    )
+
+
+def test_sensors_do_not_touch_external_systems_at_definitions_load(
+    local_platform: environment.PlatformEnvironment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PLATFORM_APP_DB_URL", "postgresql://nobody@127.0.0.1:1/none")
+    environment.current.cache_clear()
+    sensor = build_watermark_sensor()
+    defs = dg.Definitions(assets=_stream_assets("app_db", ["workspaces"]), sensors=[sensor])
+    dg.Definitions.validate_loadable(defs)  # building it never connected (port 1 would refuse)
+    with pytest.raises(Exception, match=r"(?i)connect|refused"):
+        _tick(sensor, defs, dg.DagsterInstance.ephemeral(), None)
+
+
+# ---------------------------------------------------------------- PostgreSQL watermark
+
+
+def _postgres_reachable() -> bool:
+    try:
+        import psycopg2
+
+        psycopg2.connect(TEST_DB, connect_timeout=2).close()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture
+def app_db(
+    local_platform: environment.PlatformEnvironment, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple]:
+    if not _postgres_reachable():
+        pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432 (trust auth, database `test`); CI has it")
+    import psycopg2
+
+    schema = f"app_{uuid.uuid4().hex[:10]}"
+    connection = psycopg2.connect(TEST_DB)
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute(f"create schema {schema}")
+        for table in ("workspaces", "users"):
+            cursor.execute(
+                f"create table {schema}.{table} (id text primary key, updated_at timestamptz not null)"
+            )
+            cursor.execute(f"insert into {schema}.{table} values ('a', '2026-03-01T12:00:00Z')")
+    monkeypatch.setenv("PLATFORM_APP_DB_URL", TEST_DB)
+    environment.current.cache_clear()
+    yield schema, connection
+    with connection.cursor() as cursor:
+        cursor.execute(f"drop schema {schema} cascade")
+    connection.close()
+
+
+@pytest.mark.postgres
+def test_watermark_sensor_ingests_only_streams_whose_watermark_moved(app_db: tuple) -> None:
+    schema, connection = app_db
+    sensor = build_watermark_sensor(schema=schema)
+    defs = dg.Definitions(assets=_stream_assets("app_db", ["workspaces", "users", "subscriptions"]))
+    instance = dg.DagsterInstance.ephemeral()
+
+    first = _tick(sensor, defs, instance, None)
+    assert _requested(first) == [["raw/app_db/users", "raw/app_db/workspaces"]], "subscriptions has no table"
+    observed = {event.asset_key.to_user_string(): event.metadata for event in first.asset_events}
+    assert set(observed) == {"raw/app_db/users", "raw/app_db/workspaces"}
+    assert observed["raw/app_db/users"]["source_max_updated_at"].value.startswith("2026-03-01T12:00:00")
+
+    for _ in range(2):
+        repeat = _tick(sensor, defs, instance, first.cursor)
+        assert repeat.run_requests == [] and not repeat.asset_events, (
+            "an unchanged watermark triggers nothing"
+        )
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"update {schema}.users set updated_at = '2026-03-02T08:30:00Z'")
+    moved = _tick(sensor, defs, instance, first.cursor)
+    assert _requested(moved) == [["raw/app_db/users"]]
+    assert moved.run_requests[0].run_key != first.run_requests[0].run_key
+    assert [e.asset_key.to_user_string() for e in moved.asset_events] == ["raw/app_db/users"]
+    assert _tick(sensor, defs, instance, moved.cursor).run_requests == []
+
+
+@pytest.mark.postgres
+def test_watermark_sensor_skips_clearly_without_an_application_database(
+    local_platform: environment.PlatformEnvironment,
+) -> None:
+    sensor = build_watermark_sensor()
+    defs = dg.Definitions(assets=_stream_assets("app_db", ["workspaces"]))
+    result = _tick(sensor, defs, dg.DagsterInstance.ephemeral(), None)
+    assert result.run_requests == [] and "PLATFORM_APP_DB_URL" in (result.skip_message or "")
