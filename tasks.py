@@ -112,8 +112,7 @@ def install_meltano_plugins() -> None:
 
 
 def prepare_dbt_manifest() -> None:
-    project = ROOT / "dbt_project"
-    run([BIN / "dbt", "parse", "--project-dir", project, "--profiles-dir", project], env=platform_env())
+    run([PYTHON, "-m", "platform_assets.components.dbt_domains"], env=platform_env())
 
 
 def setup() -> None:

@@ -1,0 +1,85 @@
+{#- Leads to upsert (by Signup_Id__c): sign-ups Salesforce does not know yet — no Lead with that
+    sign-up or email, no Contact for that user or email, no Account for the workspace — plus platform
+    Leads not yet converted whose usage fields changed. Existing Leads keep the names reps may have edited. -#}
+with signups as (
+    select
+        signups.signup_id,
+        signups.user_id,
+        signups.workspace_id,
+        signups.email,
+        signups.first_name,
+        coalesce(signups.last_name, {{ dbt.split_part('signups.email', "'@'", 1) }}, 'Unknown') as last_name,
+        coalesce(scores.company, {{ dbt.split_part('signups.email', "'@'", 2) }}, 'Unknown') as company,
+        signups.title,
+        scores.product_usage_score,
+        scores.active_users,
+        scores.last_active_at
+    from {{ ref('stg_landing__signups') }} as signups
+    inner join {{ ref('sales_lead_scores') }} as scores on scores.signup_id = signups.signup_id
+),
+
+leads as (
+    select * from {{ ref('stg_salesforce__leads') }}
+),
+
+new_leads as (
+    select signups.*
+    from signups
+    where not exists (
+            select 1 from leads
+            where leads.signup_id = signups.signup_id or leads.email = signups.email
+        )
+        and not exists (
+            select 1 from {{ ref('stg_salesforce__contacts') }} as contacts
+            where contacts.user_id = signups.user_id or contacts.email = signups.email
+        )
+        and not exists (
+            select 1 from {{ ref('stg_salesforce__accounts') }} as accounts
+            where accounts.workspace_id = signups.workspace_id
+        )
+),
+
+changed_leads as (
+    select
+        signups.signup_id,
+        signups.user_id,
+        signups.workspace_id,
+        coalesce(leads.email, signups.email) as email,
+        coalesce(leads.first_name, signups.first_name) as first_name,
+        coalesce(leads.last_name, signups.last_name) as last_name,
+        coalesce(leads.company, signups.company) as company,
+        coalesce(leads.title, signups.title) as title,
+        signups.product_usage_score,
+        signups.active_users,
+        signups.last_active_at
+    from signups
+    inner join leads on leads.signup_id = signups.signup_id
+    where not leads.is_converted
+        and (
+            leads.product_usage_score is distinct from signups.product_usage_score
+            or leads.active_users is distinct from signups.active_users
+            or {{ dbt.date_trunc('second', 'leads.last_active_at') }}
+                is distinct from {{ dbt.date_trunc('second', 'signups.last_active_at') }}
+        )
+),
+
+records as (
+    select * from new_leads
+    union all
+    select * from changed_leads
+)
+
+select
+    signup_id,
+    signup_id as Signup_Id__c,
+    first_name as FirstName,
+    last_name as LastName,
+    company as Company,
+    email as Email,
+    title as Title,
+    'Web' as LeadSource,
+    workspace_id as Workspace_Id__c,
+    product_usage_score as Product_Usage_Score__c,
+    active_users as Active_Users__c,
+    last_active_at as Last_Active_At__c
+from records

@@ -1,0 +1,280 @@
+"""dbt domains as Dagster assets: one `@dbt_assets` definition per domain, so each domain runs on its own.
+
+A domain is a dbt group (owner and description in dbt_project/models/domains.yml) whose models carry the
+tag of the same name. Everything here is derived from the prepared manifest (target/manifest.json), read
+once per definitions load; dbt is never invoked at load. Prepare the manifest with:
+
+    python -m platform_assets.components.dbt_domains
+
+Asset keys are `[<custom schema>, <model>]` (stable across environments: the ci prefix is not part of
+the key); group = domain; kinds {dbt, duckdb|snowflake}; tag layer=transformation. dbt tests are asset
+checks, blocking where the dbt test's severity is `error` (the activation models) — dagster-dbt's own
+severity mechanism, so dbt and Dagster agree on what stops a sync.
+"""
+
+import json
+import os
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+
+from platform_assets import environment
+
+PREPARE_COMMAND = "python -m platform_assets.components.dbt_domains"
+APP_DB_TAG = "app_db"
+TARGET_BY_MODE = {
+    environment.Mode.LOCAL: "local",
+    environment.Mode.CI: "ci",
+    environment.Mode.PROD: "prod",
+}
+
+
+class DbtManifestError(RuntimeError):
+    """The prepared manifest is missing or does not describe the domains consistently."""
+
+
+class PlatformDbtCliResource(DbtCliResource):
+    """dbt CLI with the platform environment: target, DuckDB path and schema prefix.
+
+    profiles.yml and generate_schema_name read PLATFORM_DUCKDB_PATH and PLATFORM_SCHEMA_PREFIX; dagster-dbt
+    hands dbt this process's environment, so they are exported for the duration of each invocation's start
+    (the dbt subprocess and dagster-dbt's in-process adapter both read them then).
+    """
+
+    duckdb_path: str | None = None
+    schema_prefix: str = ""
+
+    def cli(self, args: Sequence[str], **kwargs: Any):  # type: ignore[override]
+        with _exported(
+            {"PLATFORM_DUCKDB_PATH": self.duckdb_path, "PLATFORM_SCHEMA_PREFIX": self.schema_prefix}
+        ):
+            return super().cli(args, **kwargs)
+
+
+@contextmanager
+def _exported(variables: Mapping[str, str | None]) -> Iterator[None]:
+    previous = {name: os.environ.get(name) for name in variables}
+    try:
+        for name, value in variables.items():
+            if value is not None:
+                os.environ[name] = value
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def dbt_resource(
+    project_dir: Path, env: environment.PlatformEnvironment | None = None
+) -> PlatformDbtCliResource:
+    """The `dbt` resource for an environment (default: the current one)."""
+    env = env or environment.current()
+    return PlatformDbtCliResource(
+        project_dir=os.fspath(project_dir),
+        dbt_executable=_dbt_executable(),
+        profiles_dir=os.fspath(project_dir),
+        target=TARGET_BY_MODE[env.mode],
+        duckdb_path=os.fspath(env.duckdb_path) if env.is_local else None,
+        schema_prefix=env.schema_prefix,
+    )
+
+
+def _dbt_executable() -> str:
+    """dbt from this interpreter's environment (the venv need not be on PATH), else from PATH."""
+    beside_python = Path(sys.executable).parent / "dbt"
+    return os.fspath(beside_python) if beside_python.exists() else "dbt"
+
+
+@dataclass(frozen=True)
+class Domain:
+    name: str
+    model_ids: frozenset[str]
+    owners: tuple[str, ...] = ()
+
+
+class PlatformDbtTranslator(DagsterDbtTranslator):
+    """Keys `[schema, model]`, group = domain, owners from the domain, tag layer=transformation.
+
+    Kinds (dbt + the adapter) come from the manifest, which check_adapter ties to the environment.
+    """
+
+    def __init__(self, domain_by_model: Mapping[str, Domain]):
+        super().__init__()
+        self._domain_by_model = domain_by_model
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            return super().get_asset_key(dbt_resource_props)
+        schema = dbt_resource_props["config"].get("schema") or dbt_resource_props["schema"]
+        return dg.AssetKey([schema, dbt_resource_props["name"]])
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        domain = self._domain_by_model.get(dbt_resource_props["unique_id"])
+        return domain.name if domain else super().get_group_name(dbt_resource_props)
+
+    def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> Sequence[str] | None:
+        domain = self._domain_by_model.get(dbt_resource_props["unique_id"])
+        if domain and domain.owners:
+            return list(domain.owners)
+        return super().get_owners(dbt_resource_props)
+
+    def get_tags(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, str]:
+        return {**super().get_tags(dbt_resource_props), "layer": "transformation"}
+
+
+def check_adapter(
+    manifest: Mapping[str, Any], env: environment.PlatformEnvironment, manifest_path: Path
+) -> None:
+    """A manifest prepared for another warehouse would show wrong kinds and relation names: refuse it."""
+    expected = "duckdb" if env.is_local else "snowflake"
+    prepared_for = manifest.get("metadata", {}).get("adapter_type")
+    if prepared_for != expected:
+        raise DbtManifestError(
+            f"{manifest_path} was prepared for {prepared_for}, but PLATFORM_ENV={env.mode} runs dbt on "
+            f"{expected}. Prepare the manifest in this environment: `{PREPARE_COMMAND}`."
+        )
+
+
+def load_manifest(project: DbtProject) -> dict[str, Any]:
+    """The prepared manifest; a missing one fails load with the command that prepares it."""
+    try:
+        with open(project.manifest_path, "rb") as manifest_file:
+            return json.load(manifest_file)
+    except FileNotFoundError:
+        raise DbtManifestError(
+            f"The dbt manifest {project.manifest_path} does not exist, so the dbt assets cannot be loaded. "
+            f"Prepare it once after checkout and after every dbt change: `{PREPARE_COMMAND}` "
+            "(runs `dbt parse`)."
+        ) from None
+
+
+class DomainDecl(dg.Model):
+    """A domain declared in defs.yaml, to restrict the domains or override their owners."""
+
+    name: str
+    owners: list[str] | None = None
+
+
+def resolve_domains(
+    manifest: Mapping[str, Any], declared: Sequence[DomainDecl] | None, manifest_path: Path
+) -> list[Domain]:
+    """Split the models into domains in one pass over the manifest, checking each model has exactly one.
+
+    Domains are the manifest's dbt groups (or the declared list); a model belongs to the domain whose tag
+    it carries.
+    """
+    names = (
+        [decl.name for decl in declared]
+        if declared
+        else sorted(group["name"] for group in manifest.get("groups", {}).values())
+    )
+    if not names:
+        raise DbtManifestError(
+            f"{manifest_path} defines no dbt groups, so there are no domains. Declare each domain as a dbt "
+            "group in dbt_project/models/domains.yml and tag its models with the group's name."
+        )
+    members: dict[str, set[str]] = {name: set() for name in names}
+    problems = []
+    for unique_id, node in manifest["nodes"].items():
+        if node["resource_type"] != "model" or node["config"].get("materialized") == "ephemeral":
+            continue
+        tagged = [name for name in names if name in node["tags"]]
+        if len(tagged) == 1:
+            members[tagged[0]].add(unique_id)
+        elif not declared or tagged:
+            problems.append(f"  {node['original_file_path']}: domain tags {tagged or 'none'}")
+    if problems:
+        raise DbtManifestError(
+            f"Each dbt model needs exactly one domain tag (one of {', '.join(names)}):\n"
+            + "\n".join(problems)
+            + "\nSet the model's tags (per folder in dbt_project/dbt_project.yml), then run "
+            f"`{PREPARE_COMMAND}`."
+        )
+    owners = {decl.name: tuple(decl.owners or ()) for decl in declared or ()}
+    empty = [name for name, ids in members.items() if not ids]
+    if empty:
+        raise DbtManifestError(
+            f"No dbt model carries the tag of domain(s) {', '.join(empty)} in {manifest_path}. Tag the "
+            f"domain's models, or remove the domain, then run `{PREPARE_COMMAND}`."
+        )
+    return [Domain(name, frozenset(members[name]), owners.get(name, ())) for name in names]
+
+
+def build_domain_assets(
+    domain: Domain,
+    manifest: Mapping[str, Any],
+    project: DbtProject,
+    translator: PlatformDbtTranslator,
+    exclude: str | None,
+    pool: str,
+) -> dg.AssetsDefinition:
+    """One domain's models, selected by its tag; `dbt build` runs them with their tests."""
+
+    @dbt_assets(
+        manifest=manifest,
+        project=project,
+        select=f"tag:{domain.name}",
+        exclude=exclude,
+        name=f"dbt_{domain.name}",
+        dagster_dbt_translator=translator,
+        pool=pool,
+    )
+    def _domain_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+        yield from dbt.cli(["build"], context=context).stream()
+
+    return _domain_assets
+
+
+class DbtDomainsComponent(dg.Component, dg.Model, dg.Resolvable):
+    """The dbt project as one asset definition per domain, plus a job that builds every domain."""
+
+    project_dir: str = "dbt_project"
+    """The dbt project, relative to the Dagster project root."""
+    domains: list[DomainDecl] | None = None
+    """Optional: restrict to these domains or override their owners; default: every dbt group."""
+    pool: str = "warehouse"
+    """Concurrency pool of the dbt runs (local DuckDB allows one writer)."""
+    build_all_job: str = "dbt_build_all"
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        env = environment.current()
+        project = DbtProject(context.project_root / self.project_dir)
+        manifest = load_manifest(project)
+        check_adapter(manifest, env, project.manifest_path)
+        domains = resolve_domains(manifest, self.domains, project.manifest_path)
+        domain_by_model = {unique_id: domain for domain in domains for unique_id in domain.model_ids}
+        translator = PlatformDbtTranslator(domain_by_model)
+        # Without the application database its raw tables do not exist: leave its models out entirely.
+        exclude = None if env.app_db_url else f"tag:{APP_DB_TAG}"
+        assets = [
+            build_domain_assets(domain, manifest, project, translator, exclude, self.pool)
+            for domain in domains
+        ]
+        build_all = dg.define_asset_job(
+            self.build_all_job,
+            selection=dg.AssetSelection.assets(*assets),
+            description="Build every dbt domain (models and tests) in dependency order.",
+        )
+        return dg.Definitions(
+            assets=assets, jobs=[build_all], resources={"dbt": dbt_resource(Path(project.project_dir), env)}
+        )
+
+
+def prepare_manifest(project_dir: Path = environment.DBT_PROJECT_DIR) -> Path:
+    """Parse the dbt project into target/manifest.json for the current environment."""
+    project = DbtProject(project_dir)
+    dbt_resource(Path(project.project_dir)).cli(["parse", "--quiet"], target_path=project.target_path).wait()
+    return project.manifest_path
+
+
+if __name__ == "__main__":
+    print(f"dbt manifest prepared: {prepare_manifest()}", file=sys.stderr)
