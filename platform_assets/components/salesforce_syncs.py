@@ -1,0 +1,293 @@
+"""SalesforceSyncsComponent: each YAML document under syncs/ becomes one asset ["salesforce", <name>].
+
+    # defs/activation/salesforce/defs.yaml
+    type: platform_assets.components.salesforce_syncs.SalesforceSyncsComponent
+    attributes:
+      syncs_dir: syncs
+
+Each asset depends on its dbt model ["activation", <model>], sends only the rows that changed since the
+last confirmed sync (platform_assets.sync), and carries a non-blocking `no_failed_records` check.
+
+Concurrency: an asset has one pool. Locally the sync state lives in the single-writer DuckDB file, so
+syncs use the `warehouse` pool (limit 1), which also serialises their Salesforce calls. In ci/prod the
+warehouse is Snowflake (many writers), so the binding limit is the org's Bulk API: syncs use the
+`salesforce_api` pool there. `sync_pool()` is the one place that decides.
+"""
+
+import os  # no `from __future__ import annotations`: Dagster reads the config annotation at runtime
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from platform_assets import environment
+from platform_assets.clients.salesforce import SalesforceClient, SalesforceCredentials
+from platform_assets.sync.engine import SyncIncomplete, SyncReport, SyncRun
+from platform_assets.sync.spec import SyncSpec, load_sync_specs, read_manifest
+from platform_assets.sync.state import CHANGE_TYPES, SyncStore
+
+SYNC_STATE_SCHEMA = "platform_sync"
+MODEL_SCHEMA = "activation"
+CHECK_NAME = "no_failed_records"
+DEFAULT_MANIFEST = environment.DBT_PROJECT_DIR / "target" / "manifest.json"
+
+
+class SalesforceResource(dg.ConfigurableResource):
+    """Builds the Salesforce client. Secrets arrive through dg.EnvVar and are never logged."""
+
+    login_url: str
+    client_id: str
+    client_secret: str | None = None
+    username: str | None = None
+    private_key: str | None = None
+    api_version: str = "v62.0"
+    max_attempts: int = 8
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+    poll_interval: float = 0.5
+    timeout: float = 60.0
+
+    def get_client(self) -> SalesforceClient:
+        credentials = SalesforceCredentials(
+            login_url=self.login_url,
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            username=self.username,
+            private_key=self.private_key,
+            api_version=self.api_version,
+        )
+        return SalesforceClient(
+            credentials,
+            max_attempts=self.max_attempts,
+            backoff_initial=self.backoff_initial,
+            backoff_max=self.backoff_max,
+            poll_interval=self.poll_interval,
+            timeout=self.timeout,
+        )
+
+
+def salesforce_resource(env: environment.PlatformEnvironment | None = None) -> SalesforceResource:
+    """Local: the sandbox with its constant client. ci/prod: env vars (client credentials or JWT)."""
+    env = env or environment.current()
+    if env.is_local:
+        return SalesforceResource(
+            login_url=env.salesforce_login_url,
+            client_id=environment.SANDBOX_SALESFORCE_CLIENT_ID,
+            client_secret=environment.SANDBOX_SALESFORCE_CLIENT_SECRET,
+        )
+    if os.environ.get("SALESFORCE_PRIVATE_KEY"):
+        return SalesforceResource(
+            login_url=dg.EnvVar("SALESFORCE_LOGIN_URL"),
+            client_id=dg.EnvVar("SALESFORCE_CLIENT_ID"),
+            username=dg.EnvVar("SALESFORCE_USERNAME"),
+            private_key=dg.EnvVar("SALESFORCE_PRIVATE_KEY"),
+        )
+    return SalesforceResource(
+        login_url=dg.EnvVar("SALESFORCE_LOGIN_URL"),
+        client_id=dg.EnvVar("SALESFORCE_CLIENT_ID"),
+        client_secret=dg.EnvVar("SALESFORCE_CLIENT_SECRET"),
+    )
+
+
+def sync_pool(env: environment.PlatformEnvironment | None = None) -> str:
+    """See the module docstring: the DuckDB writer pool locally, the Salesforce API pool elsewhere."""
+    env = env or environment.current()
+    return "warehouse" if env.is_local else "salesforce_api"
+
+
+class SalesforceSyncConfig(dg.Config):
+    full_resync: bool = False
+    """Ignore the stored row hashes and send every row again (insert mode still never re-inserts)."""
+    recovery_timeout_seconds: float = 300.0
+    """How long to wait for Bulk jobs an interrupted run left pending before failing."""
+
+
+# ------------------------------------------------------------------------------ blocking checks
+
+
+def failed_blocking_checks(
+    context: dg.AssetExecutionContext, model_key: dg.AssetKey, check_names: Sequence[str]
+) -> list[str]:
+    """The model's blocking checks whose latest evaluation (in any run) failed.
+
+    Within one run Dagster already skips the sync when a blocking check fails; this covers a sync run on
+    its own after its model's checks failed in another run. The check names come from the prepared dbt
+    manifest at load (the model's error-severity tests), so no repository lookup is needed at run time."""
+    failed = []
+    for name in check_names:
+        record = context.instance.get_latest_asset_check_evaluation_record(dg.AssetCheckKey(model_key, name))
+        evaluation = record.evaluation if record is not None else None
+        if (
+            record is not None
+            and evaluation is not None
+            and not evaluation.passed
+            and evaluation.severity == dg.AssetCheckSeverity.ERROR
+        ):
+            failed.append(f"{name} (run {record.run_id})")
+    return failed
+
+
+# ------------------------------------------------------------------------------ metadata
+
+
+def report_metadata(report: SyncReport) -> dict[str, Any]:
+    """The audit trail of one run, readable by a RevOps team (no secrets, no record values)."""
+    metadata: dict[str, Any] = {
+        "salesforce_object": report.sobject,
+        "mode": report.mode,
+        "full_resync": report.full_resync,
+    }
+    if report.salesforce_url:
+        metadata["salesforce_url"] = dg.MetadataValue.url(report.salesforce_url)
+    for name, counter in (
+        ("planned", report.planned),
+        ("sent", report.sent),
+        ("succeeded", report.succeeded),
+        ("failed", report.failed),
+    ):
+        for change_type in CHANGE_TYPES:
+            metadata[f"{name}_{change_type}"] = int(counter[change_type])
+    metadata.update(
+        {
+            "unprocessed": int(sum(report.unprocessed.values())),
+            "recovered_from_earlier_run": report.recovered,
+            "bulk_job_ids": dg.MetadataValue.json(list(report.job_ids)),
+            "api_calls": report.api_calls,
+            "change_detection_seconds": round(report.detection_seconds, 4),
+            "duration_seconds": round(report.duration_seconds, 3),
+            "sync_run_id": report.run_id,
+        }
+    )
+    usage = report.api_usage
+    if usage.get("Max"):
+        metadata["daily_api_requests_max"] = int(usage["Max"])
+        metadata["daily_api_requests_remaining"] = int(usage.get("Remaining", 0))
+        metadata["daily_api_requests_used_pct"] = round(
+            100.0 * (usage["Max"] - usage.get("Remaining", 0)) / usage["Max"], 2
+        )
+    if report.failure_sample:
+        metadata["failure_sample"] = dg.MetadataValue.json(report.failure_sample)
+    if report.job_errors:
+        metadata["job_errors"] = dg.MetadataValue.json(report.job_errors)
+    if report.skipped_null_keys or report.skipped_duplicate_keys:
+        metadata["skipped_null_keys"] = report.skipped_null_keys
+        metadata["skipped_duplicate_keys"] = dg.MetadataValue.json(report.skipped_duplicate_keys)
+    return metadata
+
+
+def failures_check(store: SyncStore, spec: SyncSpec) -> dg.AssetCheckResult:
+    summary = store.failure_summary(spec.name)
+    return dg.AssetCheckResult(
+        check_name=CHECK_NAME,
+        asset_key=dg.AssetKey(spec.asset_key),
+        passed=summary.count == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            f"{summary.count} record(s) Salesforce rejected; they are retried every run "
+            f"(table {store.table('sync_failures')})."
+            if summary.count
+            else "Every record sent was accepted."
+        ),
+        metadata={
+            "failed_records": summary.count,
+            **{f"failed_{t}": summary.by_change_type.get(t, 0) for t in CHANGE_TYPES},
+            "sample": dg.MetadataValue.json(summary.sample),
+        },
+    )
+
+
+# ------------------------------------------------------------------------------ assets
+
+
+def build_sync_asset(spec: SyncSpec, pool: str, model_check_names: Sequence[str] = ()) -> dg.AssetsDefinition:
+    """The sync's asset; `model_check_names` are its model's blocking checks, consulted before sending."""
+    key = dg.AssetKey(spec.asset_key)
+    model_key = dg.AssetKey(spec.model_asset_key)
+    static_metadata: dict[str, Any] = {
+        "salesforce_object": spec.object,
+        "mode": spec.mode,
+        "external_id_field": spec.external_id_field or "",
+        "primary_key": spec.primary_key,
+        "mapping": dg.MetadataValue.json(spec.mapping),
+        "batch_size": spec.batch_size,
+        "sync_file": spec.source_file,
+        "model_blocking_checks": dg.MetadataValue.json(list(model_check_names)),
+    }
+    if spec.automation is not None:
+        static_metadata["platform/automation"] = dg.MetadataValue.json(spec.automation)
+
+    @dg.asset(
+        key=key,
+        deps=[model_key],
+        group_name="activation",
+        kinds={"salesforce"},
+        tags={"layer": "activation"},
+        owners=spec.owners or None,
+        description=spec.description
+        or f"{spec.mode} {spec.object} records from dbt model {spec.model} (Bulk API 2.0).",
+        metadata=static_metadata,
+        pool=pool,
+        required_resource_keys={"salesforce", "warehouse"},
+        check_specs=[
+            dg.AssetCheckSpec(
+                CHECK_NAME,
+                asset=key,
+                blocking=False,
+                description="Records Salesforce rejected (sync_failures); warns while any remain.",
+            )
+        ],
+    )
+    def _sync(context: dg.AssetExecutionContext, config: SalesforceSyncConfig) -> dg.MaterializeResult:
+        failed = failed_blocking_checks(context, model_key, model_check_names)
+        if failed:
+            raise dg.Failure(
+                description=(
+                    f"Sync {spec.name} not sent: blocking check(s) of {model_key.to_user_string()} failed "
+                    f"in their latest evaluation: {', '.join(failed)}. Fix the model and re-run its checks."
+                ),
+                allow_retries=False,
+            )
+        env = environment.current()
+        store = SyncStore(context.resources.warehouse, env.schema(SYNC_STATE_SCHEMA))
+        run = SyncRun(
+            spec=spec,
+            warehouse=context.resources.warehouse,
+            client=context.resources.salesforce.get_client(),
+            sync_schema=env.schema(SYNC_STATE_SCHEMA),
+            model_schema=env.schema(MODEL_SCHEMA),
+            run_id=context.run.run_id,
+            full_resync=config.full_resync,
+            recovery_timeout=config.recovery_timeout_seconds,
+        )
+        try:
+            report = run.run()
+        except SyncIncomplete as exc:
+            raise dg.Failure(description=str(exc), metadata=report_metadata(exc.report)) from exc
+        metadata = report_metadata(report)
+        with store.pinned():
+            metadata["dagster/row_count"] = store.state_count(spec.name)
+            check = failures_check(store, spec)
+        return dg.MaterializeResult(metadata=metadata, check_results=[check])
+
+    return _sync
+
+
+class SalesforceSyncsComponent(dg.Component, dg.Model, dg.Resolvable):
+    """One asset per YAML document in `syncs_dir` (see docs/readme/salesforce-syncs.md)."""
+
+    syncs_dir: str = "syncs"
+    """Folder (relative to this defs.yaml) holding one YAML document per sync."""
+    dbt_manifest_path: str | None = None
+    """Prepared dbt manifest used to check model names at load; default dbt_project/target/manifest.json.
+    When it has not been prepared, model names are checked at run time instead."""
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        manifest = read_manifest(Path(self.dbt_manifest_path) if self.dbt_manifest_path else DEFAULT_MANIFEST)
+        specs = load_sync_specs(context.path / self.syncs_dir, manifest.models if manifest else None)
+        tests = manifest.blocking_tests if manifest else {}
+        pool = sync_pool()
+        return dg.Definitions(
+            assets=[build_sync_asset(spec, pool, tests.get(spec.model, [])) for spec in specs],
+            resources={"salesforce": salesforce_resource()},
+        )

@@ -1,0 +1,282 @@
+"""Declarative Salesforce syncs: one YAML document per sync, validated when definitions load.
+
+A document names the dbt model to read, the sObject to write, the mode and the column -> field mapping.
+Every mistake is reported with the file, the key and the fix, before any asset is built.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+import yaml
+
+SyncMode = Literal["upsert", "update", "insert", "mirror"]
+MODES: tuple[str, ...] = ("upsert", "update", "insert", "mirror")
+
+# Bulk API 2.0 takes up to 150M records per 24h; one job per batch keeps results small enough to read.
+MAX_BATCH_SIZE = 150_000
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,254}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_FIELD = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)?$")
+
+# What to do about a wrong key: shown next to the error.
+_FIXES: dict[str, str] = {
+    "name": "use a lowercase snake_case name, unique across syncs (the asset key is salesforce/<name>)",
+    "model": "name the dbt model in dbt_project/models/activation, e.g. act_salesforce_leads",
+    "object": "name the Salesforce sObject API name, e.g. Lead, Account, Opportunity, Task",
+    "mode": f"use one of: {', '.join(MODES)}",
+    "external_id_field": "name the sObject's External ID field (e.g. Signup_Id__c), needed by upsert/mirror",
+    "primary_key": "name the model column that identifies a row (unique, not null)",
+    "mapping": "map model columns to Salesforce field API names: `mapping: {model_column: Field__c}`",
+    "batch_size": f"use a whole number of records per Bulk job between 1 and {MAX_BATCH_SIZE}",
+    "owners": "list owners as strings, e.g. ['team:revops', 'someone@example.com']",
+    "description": "write the description as a string",
+    "automation": "write automation settings as a mapping (read by the automation component)",
+}
+
+
+class SyncConfigError(ValueError):
+    """A sync document is wrong; the message names the file, the key and the fix."""
+
+
+class SyncSpec(pydantic.BaseModel):
+    """One Salesforce sync as declared in defs/activation/salesforce/syncs/<name>.yaml."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    model: str
+    object: str
+    mode: SyncMode
+    primary_key: str
+    mapping: dict[str, str]
+    external_id_field: str | None = None
+    batch_size: int = pydantic.Field(default=10_000, ge=1, le=MAX_BATCH_SIZE)
+    description: str | None = None
+    owners: list[str] = pydantic.Field(default_factory=list)
+    automation: dict[str, Any] | None = None
+    """Passed through untouched for the automation component (schedules, sensors)."""
+    source_file: str = pydantic.Field(default="", exclude=True)
+
+    @property
+    def model_asset_key(self) -> list[str]:
+        return ["activation", self.model]
+
+    @property
+    def asset_key(self) -> list[str]:
+        return ["salesforce", self.name]
+
+    @property
+    def operation(self) -> str:
+        """The Bulk 2.0 operation for added and changed rows (removed rows in mirror mode are deletes)."""
+        return "upsert" if self.mode == "mirror" else self.mode
+
+    @property
+    def key_field(self) -> str | None:
+        """The Salesforce field whose value identifies a record in results: the External ID or Id."""
+        if self.mode in ("upsert", "mirror"):
+            return self.external_id_field
+        if self.mode == "update":
+            return "Id"
+        return None
+
+    def column_for(self, field: str) -> str | None:
+        """The model column mapped to a Salesforce field (case-insensitive, as Salesforce is)."""
+        return next((c for c, f in self.mapping.items() if f.lower() == field.lower()), None)
+
+    def signature(self) -> str:
+        """What the row hash depends on besides the data: a mapping change re-sends every row."""
+        parts = {"object": self.object, "mode": self.mode, "mapping": sorted(self.mapping.items())}
+        return json.dumps(parts, sort_keys=True)
+
+
+def _problem(path: Path, key: str, message: str) -> str:
+    fix = _FIXES.get(key.split(".")[0], "")
+    return f"{path}: key '{key}': {message}" + (f". Fix: {fix}." if fix else ".")
+
+
+def _check_semantics(spec: SyncSpec, path: Path) -> list[str]:
+    problems: list[str] = []
+    if not _NAME.match(spec.name):
+        problems.append(_problem(path, "name", f"{spec.name!r} is not a lowercase snake_case name"))
+    for key, value in (("model", spec.model), ("primary_key", spec.primary_key)):
+        if not _IDENTIFIER.match(value):
+            problems.append(_problem(path, key, f"{value!r} is not a plain warehouse identifier"))
+    if not spec.mapping:
+        problems.append(_problem(path, "mapping", "the mapping is empty"))
+    for column, field in spec.mapping.items():
+        if not _IDENTIFIER.match(column):
+            problems.append(_problem(path, f"mapping.{column}", "the model column is not a plain identifier"))
+        if not _FIELD.match(field):
+            problems.append(
+                _problem(path, f"mapping.{column}", f"{field!r} is not a Salesforce field API name")
+            )
+    targets = [f.lower() for f in spec.mapping.values()]
+    duplicated = sorted({f for f in targets if targets.count(f) > 1})
+    if duplicated:
+        problems.append(_problem(path, "mapping", f"fields mapped twice: {', '.join(duplicated)}"))
+    for owner in spec.owners:
+        if not (_EMAIL.match(owner) or (owner.startswith("team:") and len(owner) > 5)):
+            problems.append(_problem(path, "owners", f"{owner!r} is neither an e-mail nor 'team:<name>'"))
+    problems.extend(_check_key_columns(spec, path))
+    return problems
+
+
+def _check_key_columns(spec: SyncSpec, path: Path) -> list[str]:
+    """Each mode needs a way to find the record in Salesforce; say which key is missing."""
+    problems: list[str] = []
+    if spec.mode in ("upsert", "mirror"):
+        if not spec.external_id_field:
+            problems.append(_problem(path, "external_id_field", f"mode {spec.mode} needs external_id_field"))
+        elif spec.column_for(spec.external_id_field) is None:
+            problems.append(
+                _problem(
+                    path,
+                    "mapping",
+                    f"no model column is mapped to the External ID field {spec.external_id_field} "
+                    f"(add `<key column>: {spec.external_id_field}`)",
+                )
+            )
+    elif spec.mode == "update":
+        if spec.column_for("Id") is None and not spec.external_id_field:
+            problems.append(
+                _problem(
+                    path,
+                    "external_id_field",
+                    "mode update needs the record Id: map a column to `Id`, or set external_id_field to a "
+                    "unique field whose mapped value finds the record (looked up before sending)",
+                )
+            )
+        elif spec.external_id_field and spec.column_for(spec.external_id_field) is None:
+            problems.append(
+                _problem(
+                    path,
+                    "mapping",
+                    f"no model column is mapped to the lookup field {spec.external_id_field}",
+                )
+            )
+    elif spec.mode == "insert" and spec.external_id_field:
+        problems.append(
+            _problem(path, "external_id_field", "mode insert does not use external_id_field; remove it")
+        )
+    return problems
+
+
+def _format_validation_error(path: Path, error: pydantic.ValidationError) -> list[str]:
+    problems = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "<document>"
+        if item["type"] == "missing":
+            message = "is missing"
+        elif item["type"] == "extra_forbidden":
+            message = "is not a sync setting (check the spelling)"
+            problems.append(
+                f"{path}: key '{key}': {message}. Known keys: "
+                f"{', '.join(n for n in SyncSpec.model_fields if n != 'source_file')}."
+            )
+            continue
+        else:
+            message = item["msg"]
+        problems.append(_problem(path, key, message))
+    return problems
+
+
+def load_sync_file(path: Path) -> SyncSpec:
+    """Parse and validate one sync document; raises SyncConfigError naming file, key and fix."""
+    try:
+        document = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SyncConfigError(f"{path}: is not valid YAML: {exc}") from None
+    if not isinstance(document, Mapping):
+        raise SyncConfigError(
+            f"{path}: a sync document must be a YAML mapping with keys name, model, object, mode, "
+            f"primary_key, mapping (got {type(document).__name__})."
+        )
+    try:
+        spec = SyncSpec.model_validate({**document, "source_file": str(path)})
+    except pydantic.ValidationError as exc:
+        raise SyncConfigError("\n".join(_format_validation_error(path, exc))) from None
+    problems = _check_semantics(spec, path)
+    if problems:
+        raise SyncConfigError("\n".join(problems))
+    return spec
+
+
+def load_sync_specs(directory: Path, known_models: Iterable[str] | None = None) -> list[SyncSpec]:
+    """Every sync document under `directory` (*.yaml, *.yml), checked together.
+
+    `known_models`, when given (from the prepared dbt manifest), catches a model name that does not exist.
+    All problems of all files are reported at once.
+    """
+    if not directory.is_dir():
+        raise SyncConfigError(
+            f"{directory}: the syncs folder does not exist; create it with one YAML per sync."
+        )
+    problems: list[str] = []
+    specs: list[SyncSpec] = []
+    for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
+        try:
+            specs.append(load_sync_file(path))
+        except SyncConfigError as exc:
+            problems.append(str(exc))
+    seen: dict[str, str] = {}
+    for spec in specs:
+        if spec.name in seen:
+            problems.append(
+                _problem(
+                    Path(spec.source_file),
+                    "name",
+                    f"sync name {spec.name!r} is already used by {seen[spec.name]}",
+                )
+            )
+        seen.setdefault(spec.name, spec.source_file)
+    if known_models is not None:
+        models = set(known_models)
+        for spec in specs:
+            if spec.model not in models:
+                problems.append(
+                    _problem(
+                        Path(spec.source_file),
+                        "model",
+                        f"dbt model {spec.model!r} is not in the dbt manifest",
+                    )
+                )
+    if problems:
+        raise SyncConfigError("\n".join(problems))
+    return specs
+
+
+@dataclass(frozen=True)
+class ManifestInfo:
+    """What sync load needs from the prepared dbt manifest."""
+
+    models: set[str]
+    blocking_tests: dict[str, list[str]]
+    """Model name -> names of its error-severity tests (dagster-dbt makes them blocking asset checks)."""
+
+
+def read_manifest(manifest_path: Path) -> ManifestInfo | None:
+    """Model names and their blocking tests, or None when the manifest has not been prepared."""
+    if not manifest_path.is_file():
+        return None
+    nodes = json.loads(manifest_path.read_text()).get("nodes", {})
+    model_names = {
+        unique_id: node["name"] for unique_id, node in nodes.items() if node.get("resource_type") == "model"
+    }
+    tests: dict[str, list[str]] = {}
+    for node in nodes.values():
+        if node.get("resource_type") != "test":
+            continue
+        if str(node.get("config", {}).get("severity", "error")).lower() != "error":
+            continue
+        attached = node.get("attached_node") or next(iter(node.get("depends_on", {}).get("nodes", [])), None)
+        if attached in model_names:
+            tests.setdefault(model_names[attached], []).append(node["name"])
+    return ManifestInfo(models=set(model_names.values()), blocking_tests=tests)

@@ -1,0 +1,140 @@
+"""Sync assets in Dagster: audit metadata, the no_failed_records check, and blocking checks of the model."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+from conftest import Warehouse, lead_spec
+
+from platform_assets.components.salesforce_syncs import SalesforceResource, build_sync_asset
+from platform_assets.sandbox.salesforce import SandboxHandle
+
+MODEL_KEY = dg.AssetKey(["activation", "act_test_leads"])
+SYNC_KEY = dg.AssetKey(["salesforce", "test_leads"])
+
+
+def model_asset(checks_pass: bool) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=MODEL_KEY, check_specs=[dg.AssetCheckSpec("unique_signup_id", asset=MODEL_KEY, blocking=True)]
+    )
+    def model() -> dg.MaterializeResult:
+        return dg.MaterializeResult(
+            check_results=[dg.AssetCheckResult(check_name="unique_signup_id", passed=checks_pass)]
+        )
+
+    return model
+
+
+@pytest.fixture
+def resources(org: SandboxHandle, warehouse: Warehouse) -> dict[str, object]:
+    return {
+        "salesforce": SalesforceResource(
+            login_url=org.url,
+            client_id=org.client_id,
+            client_secret=org.client_secret,
+            max_attempts=3,
+            backoff_initial=0.01,
+            backoff_max=0.05,
+            poll_interval=0.02,
+        ),
+        "warehouse": warehouse.resource,
+    }
+
+
+def test_materialization_is_an_audit_trail_and_the_check_shows_failed_records(
+    org: SandboxHandle, warehouse: Warehouse, resources, local_platform
+):
+    warehouse.make_leads(40)
+    org.fail_records(0.05, message="Email domain is blocked")
+
+    result = dg.materialize([build_sync_asset(lead_spec(batch_size=40), "warehouse")], resources=resources)
+
+    assert result.success
+    metadata = {
+        k: getattr(v, "value", v)
+        for k, v in result.asset_materializations_for_node("salesforce__test_leads")[0].metadata.items()
+    }
+    assert metadata["planned_added"] == metadata["sent_added"] == 40
+    assert (metadata["succeeded_added"], metadata["failed_added"]) == (38, 2)
+    assert metadata["planned_changed"] == metadata["planned_removed"] == 0
+    assert len(metadata["bulk_job_ids"]) == 1
+    assert metadata["api_calls"] > 0
+    assert metadata["daily_api_requests_max"] > metadata["daily_api_requests_remaining"] > 0
+    assert metadata["salesforce_object"] == "Lead"
+    assert metadata["salesforce_url"].endswith("/lightning/o/Lead/list")
+    assert metadata["dagster/row_count"] == 38
+    assert "Email domain is blocked" in str(metadata["failure_sample"])
+    assert not any("secret" in str(value) for value in metadata.values())
+
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert evaluation.check_name == "no_failed_records"
+    assert not evaluation.passed
+    assert evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert evaluation.metadata["failed_records"].value == 2
+    assert "Email domain is blocked" in str(evaluation.metadata["sample"].value)
+
+
+def test_sync_asset_config_runs_a_full_resync(
+    org: SandboxHandle, warehouse: Warehouse, resources, local_platform
+):
+    warehouse.make_leads(5)
+    sync = build_sync_asset(lead_spec(), "warehouse", ["unique_signup_id"])
+    dg.materialize([sync], resources=resources)
+
+    result = dg.materialize(
+        [sync],
+        resources=resources,
+        run_config=dg.RunConfig(ops={"salesforce__test_leads": {"config": {"full_resync": True}}}),
+    )
+
+    materialization = result.asset_materializations_for_node("salesforce__test_leads")[0]
+    assert materialization.metadata["planned_changed"].value == 5
+    assert materialization.metadata["full_resync"].value is True
+
+
+def test_failed_blocking_check_in_the_same_run_stops_the_sync(
+    org: SandboxHandle, warehouse: Warehouse, resources, local_platform
+):
+    warehouse.make_leads(5)
+
+    result = dg.materialize(
+        [model_asset(checks_pass=False), build_sync_asset(lead_spec(), "warehouse", ["unique_signup_id"])],
+        resources=resources,
+        raise_on_error=False,
+    )
+
+    assert not result.asset_materializations_for_node("salesforce__test_leads")
+    assert org.count("Lead") == 0
+
+
+def test_failed_blocking_check_in_an_earlier_run_stops_a_later_sync_run(
+    org: SandboxHandle, warehouse: Warehouse, resources, local_platform
+):
+    warehouse.make_leads(5)
+    sync = build_sync_asset(lead_spec(), "warehouse", ["unique_signup_id"])
+    assets = [model_asset(checks_pass=False), sync]
+    with dg.DagsterInstance.ephemeral() as instance:
+        dg.materialize(
+            assets, selection=[MODEL_KEY], instance=instance, resources=resources, raise_on_error=False
+        )
+
+        result = dg.materialize(
+            assets, selection=[SYNC_KEY], instance=instance, resources=resources, raise_on_error=False
+        )
+
+        assert not result.success
+        failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+        message = str(failure.step_failure_data.error)
+        assert "unique_signup_id" in message and "activation/act_test_leads" in message
+        assert org.count("Lead") == 0
+
+        dg.materialize(
+            [model_asset(checks_pass=True), sync],
+            selection=[MODEL_KEY],
+            instance=instance,
+            resources=resources,
+        )
+        assert dg.materialize(
+            [model_asset(True), sync], selection=[SYNC_KEY], instance=instance, resources=resources
+        ).success
+        assert org.count("Lead") == 5
