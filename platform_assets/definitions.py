@@ -23,5 +23,11 @@ def defs() -> dg.Definitions:
     env = environment.current()
     env.validate()
     declared = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
-    platform = dg.Definitions(resources={"warehouse": warehouse_resource(env)}, jobs=[platform_cycle])
+    platform = dg.Definitions(
+        resources={"warehouse": warehouse_resource(env)},
+        jobs=[platform_cycle],
+        # Locally the `warehouse` pool serialises every writer anyway, and a step subprocess would pay the
+        # definitions load again; ci/prod keep Dagster's multiprocess default.
+        executor=dg.in_process_executor if env.is_local else None,
+    )
     return apply_platform_policy(dg.Definitions.merge(declared, platform))
