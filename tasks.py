@@ -5,6 +5,7 @@
     python3 tasks.py test    set up, then run the checks CI runs (ruff, definitions, dbt parse, pytest, smoke)
     python3 tasks.py ui      set up, start the local sandboxes and `dagster dev` on the same local data
     python3 tasks.py bench   run the benchmarks and print their figures
+    python3 tasks.py screenshots   regenerate docs/screenshots with the browser tests
 
 Set-up is incremental: each step records a fingerprint of its inputs and is skipped while they are unchanged.
 Standard library only above the point where `.venv` exists.
@@ -126,6 +127,12 @@ def prepare_instance(env: dict[str, str]) -> None:
     home = Path(env["DAGSTER_HOME"])
     home.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(ROOT / "deploy" / "local" / "dagster.yaml", home / "dagster.yaml")
+    # Per-pool limits live in the instance database, not in dagster.yaml: apply them once per instance.
+    pools = ROOT / "deploy" / "pools.yaml"
+    applied = home / ".pools-applied"
+    if not applied.exists() or applied.read_text() != pools.read_text():
+        run([PYTHON, ROOT / "deploy" / "apply_pools.py", "local"], env=env)
+        applied.write_text(pools.read_text())
 
 
 def generate_sample_company(env: dict[str, str], scale: str = DEMO_SCALE) -> None:
@@ -222,6 +229,11 @@ def smoke(env: dict[str, str]) -> None:
     run([PYTHON, "-m", "platform_assets.report"], env=env)
 
 
+def screenshots(_: argparse.Namespace) -> None:
+    setup()
+    run([PYTHON, "-m", "platform_assets.devtools.screenshots"], env=platform_env())
+
+
 def bench(_: argparse.Namespace) -> None:
     setup()
     run([PYTHON, "benchmarks/run.py"], env=platform_env())
@@ -237,8 +249,10 @@ def main() -> None:
     test_parser.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments")
     commands.add_parser("ui", help="open the Dagster UI on the local data")
     commands.add_parser("bench", help="run the benchmarks")
+    commands.add_parser("screenshots", help="regenerate docs/screenshots with the browser tests")
     args = parser.parse_args()
-    handlers = {"setup": lambda _: setup(), "cycle": cycle, "test": test, "ui": ui, "bench": bench}
+    handlers = {"setup": lambda _: setup(), "cycle": cycle, "test": test, "ui": ui, "bench": bench,
+                "screenshots": screenshots}
     handlers[args.command](args)
 
 

@@ -1,0 +1,25 @@
+"""Fixtures for the production tests; the helpers live in production_support.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from production_support import ProcessGroup, prepare_prod_build
+
+
+@pytest.fixture
+def process_group(tmp_path: Path) -> Iterator[ProcessGroup]:
+    """Processes the test starts; every one is stopped with its process group, whatever the outcome."""
+    group = ProcessGroup(tmp_path)
+    try:
+        yield group
+    finally:
+        group.stop()
+
+
+@pytest.fixture(scope="session")
+def prod_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project as the production image holds it: dbt manifest prepared for Snowflake."""
+    return prepare_prod_build(tmp_path_factory.mktemp("prod_build"))
