@@ -1,0 +1,1 @@
+"""Developer tooling that is not part of the platform's definitions: the browser harness and screenshots."""
