@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 import psycopg2
 
+from platform_assets.sample_company.landing import STREAMS
 from platform_assets.sample_company.model import Core, iso, iter_cores
 
 SCHEMA = "app"
@@ -28,40 +29,11 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.subscriptions (
   plan text NOT NULL, seats integer NOT NULL, monthly_amount numeric(12, 2) NOT NULL, status text NOT NULL,
   started_at timestamptz NOT NULL, canceled_at timestamptz, updated_at timestamptz NOT NULL);
 """
+# The application's tables carry the landing exports' columns; users also record when they changed.
 COLUMNS = {
-    "workspaces": (
-        "workspace_id",
-        "name",
-        "domain",
-        "industry",
-        "employee_count",
-        "country",
-        "plan",
-        "created_at",
-        "updated_at",
-    ),
-    "users": (
-        "user_id",
-        "workspace_id",
-        "email",
-        "first_name",
-        "last_name",
-        "title",
-        "role",
-        "created_at",
-        "updated_at",
-    ),
-    "subscriptions": (
-        "subscription_id",
-        "workspace_id",
-        "plan",
-        "seats",
-        "monthly_amount",
-        "status",
-        "started_at",
-        "canceled_at",
-        "updated_at",
-    ),
+    "workspaces": STREAMS["workspaces"].columns,
+    "users": (*STREAMS["users"].columns, "updated_at"),
+    "subscriptions": STREAMS["subscriptions"].columns,
 }
 BATCH = 5000
 
