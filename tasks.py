@@ -49,12 +49,16 @@ def run(args: Sequence[str | os.PathLike], env: dict[str, str] | None = None, cw
         sys.exit(f"[tasks] failed ({completed.returncode}): {' '.join(str(a) for a in args)}")
 
 
+# Files that tools write inside the set-up's inputs; they must not make set-up run again.
+GENERATED = {".meltano", "__pycache__", "target", "logs", "dbt_packages", "build"}
+
+
 def fingerprint(*paths: Path) -> str:
     digest = hashlib.sha256()
     for path in paths:
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
         for file in files:
-            if any(part in {".meltano", "__pycache__", "target", "logs", ".egg-info"} for part in file.parts):
+            if any(part in GENERATED or part.endswith(".egg-info") for part in file.parts):
                 continue
             digest.update(str(file.relative_to(ROOT)).encode())
             digest.update(file.read_bytes())
