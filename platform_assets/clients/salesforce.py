@@ -469,11 +469,13 @@ class SalesforceClient:
     def job_results(self, job_id: str) -> IngestResult:
         """Wait for an existing ingest job (e.g. one left pending by a crash) and read its results."""
         info = self._wait_for_job("ingest", job_id)
+        # The job info already says when a result set is empty; skipping those downloads saves API calls.
+        complete = info["state"] == "JobComplete"
         result = IngestResult(
             job_ids=[job_id],
             successful=self._result_rows(job_id, "successfulResults"),
-            failed=self._result_rows(job_id, "failedResults"),
-            unprocessed=self._result_rows(job_id, "unprocessedrecords"),
+            failed=[] if info.get("numberRecordsFailed") == 0 else self._result_rows(job_id, "failedResults"),
+            unprocessed=[] if complete else self._result_rows(job_id, "unprocessedrecords"),
         )
         if info["state"] != "JobComplete":
             result.job_errors[job_id] = info.get("errorMessage") or info["state"]
