@@ -20,9 +20,11 @@ def test_automation_page_lists_a_sensor_per_layer_and_the_cycle_schedule(ui) -> 
         assert any(layer in row for row in condition_rows), (
             f"no automation condition sensor for the {layer} layer; the page lists {condition_rows}"
         )
-    schedule = ui.page.locator(f'a[href^="/locations/{ui.platform.location}/schedules/"]').first
-    schedule.wait_for()
-    assert "Scheduled" in schedule.inner_text(), f"the schedule row reads {schedule.inner_text()!r}"
+    # The page renders each schedule as more than one link (its name, then its row): wait for the row.
+    schedule_rows = ui.page.locator(f'a[href^="/locations/{ui.platform.location}/schedules/"]')
+    cycle = schedule_rows.filter(has_text="Scheduled").first
+    cycle.wait_for()
+    assert "platform_cycle_start" in cycle.inner_text(), f"the schedule row reads {cycle.inner_text()!r}"
     ui.settle()
     ui.screenshot("automation")
 
