@@ -14,8 +14,11 @@ LAYERS = ("ingestion", "transformation", "activation")
 def test_automation_page_lists_a_sensor_per_layer_and_the_cycle_schedule(ui) -> None:
     ui.open("/automation")
     rows = ui.page.locator(f'a[href^="/locations/{ui.platform.location}/"]')
-    rows.filter(has_text="Automation condition sensor").first.wait_for()
-    condition_rows = rows.filter(has_text="Automation condition sensor").all_inner_texts()
+    sensors = rows.filter(has_text="Automation condition sensor")
+    # The list renders progressively: wait for each layer's row rather than reading the first render.
+    for layer in LAYERS:
+        sensors.filter(has_text=f"automation_{layer}").first.wait_for()
+    condition_rows = sensors.all_inner_texts()
     for layer in LAYERS:
         assert any(layer in row for row in condition_rows), (
             f"no automation condition sensor for the {layer} layer; the page lists {condition_rows}"
