@@ -209,6 +209,50 @@ def resolve_domains(
     return [Domain(name, frozenset(members[name]), owners.get(name, ())) for name in names]
 
 
+# The manifest's node collections; a domain's slice keeps only its own nodes in each.
+_NODE_COLLECTIONS = (
+    "nodes",
+    "sources",
+    "exposures",
+    "metrics",
+    "semantic_models",
+    "saved_queries",
+    "unit_tests",
+    "functions",
+)
+
+
+def domain_manifest(manifest: Mapping[str, Any], domain: Domain) -> dict[str, Any]:
+    """The manifest cut down to one domain: its models, their tests, and everything upstream of both.
+
+    dagster-dbt runs dbt's selection engine over the whole manifest it is given, once per `@dbt_assets`;
+    with one definition per domain that made load time grow with domains x project size. Upstream nodes
+    stay (dagster-dbt resolves each dependency's asset key from its node, recursively), so keys, lineage
+    and checks are the same as over the full manifest; only nodes the domain cannot reach are left out.
+    """
+    parents, children = manifest["parent_map"], manifest["child_map"]
+    tests = (
+        child for model in domain.model_ids for child in children.get(model, ()) if child.startswith("test.")
+    )
+    pending, keep = [*domain.model_ids, *tests], set()
+    while pending:
+        unique_id = pending.pop()
+        if unique_id not in keep:
+            keep.add(unique_id)
+            pending.extend(parents.get(unique_id, ()))
+    sliced = {
+        collection: {unique_id: node for unique_id, node in manifest[collection].items() if unique_id in keep}
+        for collection in _NODE_COLLECTIONS
+        if collection in manifest
+    }
+    return {
+        **manifest,
+        **sliced,
+        "parent_map": {unique_id: parents[unique_id] for unique_id in keep if unique_id in parents},
+        "child_map": {unique_id: [c for c in children.get(unique_id, ()) if c in keep] for unique_id in keep},
+    }
+
+
 def build_domain_assets(
     domain: Domain,
     manifest: Mapping[str, Any],
@@ -220,7 +264,7 @@ def build_domain_assets(
     """One domain's models, selected by its tag; `dbt build` runs them with their tests."""
 
     @dbt_assets(
-        manifest=manifest,
+        manifest=domain_manifest(manifest, domain),
         project=project,
         select=f"tag:{domain.name}",
         exclude=exclude,

@@ -6,9 +6,17 @@ from decimal import Decimal
 
 import dagster as dg
 import pytest
+from dagster_dbt import dbt_assets
 
 from platform_assets import environment
-from platform_assets.components.dbt_domains import PREPARE_COMMAND, DbtManifestError
+from platform_assets.components.dbt_domains import (
+    APP_DB_TAG,
+    PREPARE_COMMAND,
+    DbtManifestError,
+    PlatformDbtTranslator,
+    domain_manifest,
+    resolve_domains,
+)
 
 from .conftest import LANDING, build_component_defs, materialize_groups, query
 
@@ -72,6 +80,32 @@ def test_staging_models_depend_on_the_meltano_stream_assets(transformation_defs)
     for stream, model in salesforce_models.items():
         deps = {dep.asset_key for dep in specs[dg.AssetKey(["staging", f"stg_salesforce__{model}"])].deps}
         assert deps == {dg.AssetKey(["raw", "salesforce", stream])}
+
+
+def test_per_domain_manifests_give_the_same_graph_as_one_definition_over_the_whole_manifest(
+    transformation_defs, dbt_project_copy
+):
+    """Each domain's definition sees only its slice of the manifest (for load speed); the keys, deps and
+    checks must still be exactly what dagster-dbt derives from the full manifest."""
+    manifest = json.loads((dbt_project_copy / "target" / "manifest.json").read_text())
+    domains = resolve_domains(manifest, None, dbt_project_copy)
+    translator = PlatformDbtTranslator({model: d for d in domains for model in d.model_ids})
+
+    @dbt_assets(manifest=manifest, exclude=f"tag:{APP_DB_TAG}", dagster_dbt_translator=translator)
+    def whole_project(): ...
+
+    def graph(assets_defs):
+        specs = {spec.key: spec for assets_def in assets_defs for spec in assets_def.specs}
+        checks = {spec.key for assets_def in assets_defs for spec in assets_def.check_specs}
+        return {key: {dep.asset_key for dep in spec.deps} for key, spec in specs.items()}, checks
+
+    assert graph(transformation_defs.assets) == graph([whole_project])
+    by_name = {domain.name: domain for domain in domains}
+    finance = domain_manifest(manifest, by_name["finance"])
+    kept = set(finance["nodes"]) | set(finance["sources"])
+    assert by_name["finance"].model_ids <= kept
+    assert all(set(manifest["parent_map"][node]) <= kept for node in kept)  # everything upstream
+    assert not by_name["marketing"].model_ids & set(finance["nodes"])
 
 
 def test_activation_tests_are_blocking_checks_and_other_tests_are_not(transformation_defs):
