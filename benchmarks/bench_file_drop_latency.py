@@ -167,6 +167,7 @@ def measure(drops: int, local_dir: Path) -> list[float]:
                 if time.monotonic() > deadline:
                     raise SystemExit(f"code server did not start; see {logs / 'code_server.log'}")
                 time.sleep(1)
+            os.environ["DAGSTER_HOME"] = str(home)  # the instance config reads it
             with dg.DagsterInstance.from_config(str(home)) as instance:
                 for number in range(drops):
                     print("waiting until the platform is idle (sensors' first ticks catch up)…", flush=True)
