@@ -260,6 +260,7 @@ def build_domain_assets(
     translator: PlatformDbtTranslator,
     exclude: str | None,
     pool: str,
+    run_first: bool = False,
 ) -> dg.AssetsDefinition:
     """One domain's models, selected by its tag; `dbt build` runs them with their tests."""
 
@@ -271,6 +272,7 @@ def build_domain_assets(
         name=f"dbt_{domain.name}",
         dagster_dbt_translator=translator,
         pool=pool,
+        op_tags={"dagster/priority": "1"} if run_first else None,
     )
     def _domain_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource):
         yield from dbt.cli(["build"], context=context).stream()
@@ -288,6 +290,9 @@ class DbtDomainsComponent(dg.Component, dg.Model, dg.Resolvable):
     pool: str = "warehouse"
     """Concurrency pool of the dbt runs (local DuckDB allows one writer)."""
     build_all_job: str = "dbt_build_all"
+    run_first: list[str] = []
+    """Domains whose step goes first when one run builds several (Dagster's `dagster/priority` op tag):
+    the domain that feeds Salesforce syncs, so its syncs can start while other domains still build."""
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         env = environment.current()
@@ -295,12 +300,20 @@ class DbtDomainsComponent(dg.Component, dg.Model, dg.Resolvable):
         manifest = load_manifest(project)
         check_adapter(manifest, env, project.manifest_path)
         domains = resolve_domains(manifest, self.domains, project.manifest_path)
+        unknown = sorted(set(self.run_first) - {domain.name for domain in domains})
+        if unknown:
+            raise DbtManifestError(
+                f"run_first names {', '.join(unknown)}, which are not domains "
+                f"({', '.join(d.name for d in domains)}). Fix `run_first` in the transformation defs.yaml."
+            )
         domain_by_model = {unique_id: domain for domain in domains for unique_id in domain.model_ids}
         translator = PlatformDbtTranslator(domain_by_model)
         # Without the application database its raw tables do not exist: leave its models out entirely.
         exclude = None if env.app_db_url else f"tag:{APP_DB_TAG}"
         assets = [
-            build_domain_assets(domain, manifest, project, translator, exclude, self.pool)
+            build_domain_assets(
+                domain, manifest, project, translator, exclude, self.pool, domain.name in self.run_first
+            )
             for domain in domains
         ]
         build_all = dg.define_asset_job(

@@ -12,6 +12,7 @@ from platform_assets import environment
 from platform_assets.components.dbt_domains import (
     APP_DB_TAG,
     PREPARE_COMMAND,
+    DbtDomainsComponent,
     DbtManifestError,
     PlatformDbtTranslator,
     domain_manifest,
@@ -80,6 +81,17 @@ def test_staging_models_depend_on_the_meltano_stream_assets(transformation_defs)
     for stream, model in salesforce_models.items():
         deps = {dep.asset_key for dep in specs[dg.AssetKey(["staging", f"stg_salesforce__{model}"])].deps}
         assert deps == {dg.AssetKey(["raw", "salesforce", stream])}
+
+
+def test_run_first_domains_get_the_step_priority_and_unknown_names_fail_load(dbt_project_copy, platform_env):
+    component = DbtDomainsComponent(project_dir=str(dbt_project_copy), run_first=["sales"])
+    defs = component.build_defs(dg.ComponentTree.for_test().load_context)
+    priorities = {a.op.name: a.op.tags.get("dagster/priority") for a in defs.assets}
+    assert priorities == {"dbt_sales": "1", "dbt_staging": None, "dbt_finance": None, "dbt_marketing": None}
+
+    typo = DbtDomainsComponent(project_dir=str(dbt_project_copy), run_first=["sale"])
+    with pytest.raises(DbtManifestError, match="run_first names sale, which are not domains"):
+        typo.build_defs(dg.ComponentTree.for_test().load_context)
 
 
 def test_per_domain_manifests_give_the_same_graph_as_one_definition_over_the_whole_manifest(
