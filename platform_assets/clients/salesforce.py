@@ -164,6 +164,21 @@ def _error_details(response: requests.Response) -> tuple[str | None, str]:
     return None, str(body)[:500]
 
 
+class _LineCollector:
+    """A file-like target for csv.writer that hands back what each writerow wrote."""
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+
+    def write(self, text: str) -> None:
+        self._parts.append(text)
+
+    def take(self) -> str:
+        text = "".join(self._parts)
+        self._parts.clear()
+        return text
+
+
 def _csv_value(value: Any) -> str:
     if value is None:
         return NULL_VALUE
@@ -414,8 +429,11 @@ class SalesforceClient:
         header = self._csv_lines([columns])
         body: list[bytes] = []
         size = len(header)
+        lines = _LineCollector()
+        writer = csv.writer(lines, lineterminator="\n")  # one writer for all rows: one line per writerow
         for record in records:
-            line = self._csv_lines([[_csv_value(record.get(c)) if c in record else "" for c in columns]])
+            writer.writerow([_csv_value(record.get(c)) if c in record else "" for c in columns])
+            line = lines.take().encode("utf-8")
             if len(header) + len(line) > self.max_upload_bytes:
                 raise ValueError(f"One record is larger than a Bulk 2.0 upload allows: {dict(record)!r:.200}")
             if body and (len(body) >= max_records or size + len(line) > self.max_upload_bytes):

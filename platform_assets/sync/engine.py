@@ -165,7 +165,9 @@ def validate_mapping(spec: SyncSpec, describe: Mapping[str, Any]) -> None:
 
 def wire_value(value: Any) -> str:
     """A model value as Bulk 2.0 CSV text; serialised here so results can be matched on exact text."""
-    if value is None or value == "":
+    if type(value) is str:  # the common case first: this runs for every cell sent
+        return value or NULL
+    if value is None:
         return NULL
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -177,7 +179,10 @@ def wire_value(value: Any) -> str:
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, float):
-        return NULL if not math.isfinite(value) else format(Decimal(repr(value)), "f")
+        if not math.isfinite(value):
+            return NULL
+        text = repr(value)  # shortest round-trip form; only exponents need rewriting
+        return format(Decimal(text), "f") if "e" in text else text
     if isinstance(value, Decimal):
         return format(value, "f")
     return str(value)
