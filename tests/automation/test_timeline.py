@@ -145,7 +145,12 @@ def test_blocking_check_failing_inside_the_run_skips_the_sync(platform: Platform
 
 
 def test_expensive_model_runs_on_its_own_cron_after_its_inputs(platform: Platform) -> None:
-    three_am = (platform.now + dt.timedelta(days=1)).replace(hour=3, minute=0)
+    # The first 03:00 at least half an hour after the simulated start (so the tick before it is still
+    # after the start), whatever the wall-clock hour: the previous 03:00 then precedes the start.
+    start = platform.now + dt.timedelta(minutes=30)
+    three_am = start.replace(hour=3, minute=0)
+    if three_am <= start:
+        three_am += dt.timedelta(days=1)
     before = platform.tick(three_am - dt.timedelta(minutes=30))  # Salesforce's own cadence passed
     assert "raw/salesforce/account" in before and "activation/act_salesforce_account_arr" in before
     assert "sales/sales_pipeline" not in before, "the expensive model ignores updates between its cron ticks"
