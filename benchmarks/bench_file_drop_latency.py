@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,22 +31,12 @@ sys.path.insert(0, str(ROOT))
 import dagster as dg  # noqa: E402
 
 import tasks  # noqa: E402  (the README commands' set-up: instance, sample company, sandboxes)
+from platform_assets.devtools.dagster_ui import free_port, port_open  # noqa: E402
 
 TARGET_SECONDS = 120.0
 SYNC_KEY = dg.AssetKey(["salesforce", "leads"])
 SETTLE_TIMEOUT = 20 * 60
 DROP_TIMEOUT = 10 * 60
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 @contextmanager
@@ -131,7 +120,7 @@ def measure(drops: int, local_dir: Path) -> list[float]:
     tasks.generate_sample_company(env)
     home, logs = Path(env["DAGSTER_HOME"]), local_dir / "bench_logs"
     logs.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     workspace = local_dir / "bench_workspace.yaml"
     workspace.write_text(
         f"load_from:\n  - grpc_server: {{host: 127.0.0.1, port: {port}, location_name: platform_assets}}\n"
@@ -163,7 +152,7 @@ def measure(drops: int, local_dir: Path) -> list[float]:
             ),
         ):
             deadline = time.monotonic() + 300
-            while not _port_open(port):
+            while not port_open(port):
                 if time.monotonic() > deadline:
                     raise SystemExit(f"code server did not start; see {logs / 'code_server.log'}")
                 time.sleep(1)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -79,15 +78,11 @@ def build_model(db: Path, rows: int, changed_share: float, spec) -> int:
         [spec.name],
     )
     every = round(1 / changed_share)
-    connection.execute(
-        "UPDATE activation.act_bench_leads SET Product_Usage_Score__c = Product_Usage_Score__c + 0.5 "
-        "WHERE hash(signup_id) % ? = 0",
-        [every],
-    )
     changed = connection.execute(
         "SELECT count(*) FROM activation.act_bench_leads WHERE hash(signup_id) % ? = 0", [every]
     ).fetchone()[0]
     connection.close()
+    edit_rows(db, every)
     return int(changed)
 
 
@@ -149,6 +144,8 @@ class SandboxProcess:
 def sandbox_process(workdir: Path) -> Iterator[SandboxProcess]:
     """The sandbox as its own server process, as the platform runs it: Salesforce processes jobs on its
     own machines, so a client that keeps working while a job runs must not share the server's GIL."""
+    from platform_assets.devtools.dagster_ui import free_port, port_open
+
     port = free_port()
     db = workdir / "org.sqlite"
     process = subprocess.Popen(
@@ -177,16 +174,6 @@ def sandbox_process(workdir: Path) -> Iterator[SandboxProcess]:
         process.terminate()
         process.wait(timeout=30)
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def main() -> int:

@@ -426,11 +426,12 @@ class SalesforceClient:
         self, records: Sequence[Mapping[str, Any]], columns: list[str], max_records: int
     ) -> Iterator[bytes]:
         """CSV bodies of at most `max_records` rows and `max_upload_bytes` bytes each."""
-        header = self._csv_lines([columns])
-        body: list[bytes] = []
-        size = len(header)
         lines = _LineCollector()
         writer = csv.writer(lines, lineterminator="\n")  # one writer for all rows: one line per writerow
+        writer.writerow(columns)
+        header = lines.take().encode("utf-8")
+        body: list[bytes] = []
+        size = len(header)
         for record in records:
             writer.writerow([_csv_value(record.get(c)) if c in record else "" for c in columns])
             line = lines.take().encode("utf-8")
@@ -443,12 +444,6 @@ class SalesforceClient:
             size += len(line)
         if body:
             yield header + b"".join(body)
-
-    @staticmethod
-    def _csv_lines(rows: list[list[str]]) -> bytes:
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerows(rows)
-        return buffer.getvalue().encode("utf-8")
 
     def _create_ingest_job(self, sobject: str, operation: str, external_id_field: str | None) -> str:
         spec: dict[str, Any] = {

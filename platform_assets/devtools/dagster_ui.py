@@ -58,6 +58,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def log_tail(path: Path, lines: int = 40) -> str:
     if not path.exists():
         return f"(no log at {path})"
