@@ -107,9 +107,18 @@ class PlatformDbtTranslator(DagsterDbtTranslator):
     Kinds (dbt + the adapter) come from the manifest, which check_adapter ties to the environment.
     """
 
-    def __init__(self, domain_by_model: Mapping[str, Domain]):
+    def __init__(self, domain_by_model: Mapping[str, Domain], manifest: Mapping[str, Any]):
         super().__init__()
         self._domain_by_model = domain_by_model
+        self._manifest = manifest
+
+    def get_asset_spec(
+        self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None
+    ) -> dg.AssetSpec:
+        """Specs come from the whole manifest, whichever domain's slice asks: dagster-dbt memoizes them
+        per manifest object, so shared upstream specs (staging, sources) are built once, not once per
+        domain, and every spec carries the same manifest into the run."""
+        return super().get_asset_spec(self._manifest, unique_id, project)
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source":
@@ -307,7 +316,7 @@ class DbtDomainsComponent(dg.Component, dg.Model, dg.Resolvable):
                 f"({', '.join(d.name for d in domains)}). Fix `run_first` in the transformation defs.yaml."
             )
         domain_by_model = {unique_id: domain for domain in domains for unique_id in domain.model_ids}
-        translator = PlatformDbtTranslator(domain_by_model)
+        translator = PlatformDbtTranslator(domain_by_model, manifest)
         # Without the application database its raw tables do not exist: leave its models out entirely.
         exclude = None if env.app_db_url else f"tag:{APP_DB_TAG}"
         assets = [

@@ -101,7 +101,7 @@ def test_per_domain_manifests_give_the_same_graph_as_one_definition_over_the_who
     checks must still be exactly what dagster-dbt derives from the full manifest."""
     manifest = json.loads((dbt_project_copy / "target" / "manifest.json").read_text())
     domains = resolve_domains(manifest, None, dbt_project_copy)
-    translator = PlatformDbtTranslator({model: d for d in domains for model in d.model_ids})
+    translator = PlatformDbtTranslator({model: d for d in domains for model in d.model_ids}, manifest)
 
     @dbt_assets(manifest=manifest, exclude=f"tag:{APP_DB_TAG}", dagster_dbt_translator=translator)
     def whole_project(): ...
