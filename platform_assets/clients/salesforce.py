@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +39,8 @@ TERMINAL_JOB_STATES = ("JobComplete", "Failed", "Aborted")
 # Bulk 2.0 accepts 150 MB per upload, measured after base64 encoding; 100 MB raw CSV stays under it.
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 NULL_VALUE = "#N/A"
+_API_USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
+_STEADY_POLLS = 5  # polls at the base interval before backing off
 
 
 @dataclass(frozen=True)
@@ -226,6 +230,9 @@ class SalesforceClient:
         self.timeout = timeout
         self.max_upload_bytes = MAX_UPLOAD_BYTES
         self.api_calls = 0
+        self.api_usage: dict[str, int] = {}
+        """The org's daily API requests as of the last response ({"Max": …, "Remaining": …}), from the
+        Sforce-Limit-Info header Salesforce sends on every REST call; empty until a response carried it."""
         self._http = requests.Session()
         self._access_token: str | None = None
         self._instance_url: str | None = None
@@ -347,6 +354,7 @@ class SalesforceClient:
                 kwargs["headers"] = {k: v for k, v in headers.items() if k != "Authorization"}
                 continue
             break
+        self._note_api_usage(response.headers.get("Sforce-Limit-Info"))
         if response.status_code not in expect:
             code, message = _error_details(response)
             raise SalesforceError(
@@ -356,6 +364,13 @@ class SalesforceClient:
                 error_code=code,
             )
         return response
+
+    def _note_api_usage(self, header: str | None) -> None:
+        """Parse `api-usage=18/5000[; api-bursts=…]` into the /limits DailyApiRequests shape."""
+        usage = _API_USAGE.search(header or "")
+        if usage:
+            used, limit = int(usage[1]), int(usage[2])
+            self.api_usage = {"Max": limit, "Remaining": max(0, limit - used)}
 
     # ---------------------------------------------------------------- REST
 
@@ -432,8 +447,11 @@ class SalesforceClient:
         header = lines.take().encode("utf-8")
         body: list[bytes] = []
         size = len(header)
+        blanks = itertools.repeat("")
         for record in records:
-            writer.writerow([_csv_value(record.get(c)) if c in record else "" for c in columns])
+            # A column the record lacks is sent empty (Bulk 2.0: leave the field as it is).
+            cells = map(record.get, columns, blanks)
+            writer.writerow([v if type(v) is str else _csv_value(v) for v in cells])
             line = lines.take().encode("utf-8")
             if len(header) + len(line) > self.max_upload_bytes:
                 raise ValueError(f"One record is larger than a Bulk 2.0 upload allows: {dict(record)!r:.200}")
@@ -465,9 +483,7 @@ class SalesforceClient:
 
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_result(lambda info: info.get("state") not in TERMINAL_JOB_STATES),
-            wait=tenacity.wait_exponential(
-                multiplier=self.poll_interval, min=self.poll_interval, max=max(self.poll_interval, 10.0)
-            ),
+            wait=self._poll_wait,
             stop=tenacity.stop_after_delay(self.poll_timeout),
             retry_error_callback=lambda rs: rs.outcome.result(),
         )
@@ -478,6 +494,12 @@ class SalesforceClient:
                 "its results can be collected later with job_results(job_id)."
             )
         return info
+
+    def _poll_wait(self, retry_state: tenacity.RetryCallState) -> float:
+        """Every `poll_interval` for the first polls (most jobs finish within seconds), then half again
+        longer each time up to 10 s, so a long job costs a few API calls a minute."""
+        backoff = 1.5 ** max(0, retry_state.attempt_number - _STEADY_POLLS)
+        return min(self.poll_interval * backoff, max(self.poll_interval, 10.0))
 
     def job_results(self, job_id: str) -> IngestResult:
         """Wait for an existing ingest job (e.g. one left pending by a crash) and read its results."""
@@ -497,7 +519,7 @@ class SalesforceClient:
 
     def _result_rows(self, job_id: str, kind: str) -> list[dict[str, str]]:
         response = self._request("GET", self._data_url(f"jobs/ingest/{job_id}/{kind}/"))
-        return list(csv.DictReader(io.StringIO(response.content.decode("utf-8"))))
+        return _csv_records(response.content)
 
     # ---------------------------------------------------------------- Bulk 2.0 query
 
@@ -517,7 +539,14 @@ class SalesforceClient:
             if locator:
                 params["locator"] = locator
             response = self._request("GET", self._data_url(f"jobs/query/{job_id}/results"), params=params)
-            yield from csv.DictReader(io.StringIO(response.content.decode("utf-8")))
+            yield from _csv_records(response.content)
             locator = response.headers.get("Sforce-Locator")
             if not locator or locator == "null":
                 return
+
+
+def _csv_records(content: bytes) -> list[dict[str, str]]:
+    """A result CSV as one dict per row (header -> cell); twice as fast as csv.DictReader."""
+    rows = csv.reader(io.StringIO(content.decode("utf-8"), newline=""))
+    header = next(rows, None)
+    return [] if header is None else [dict(zip(header, row, strict=False)) for row in rows if row]

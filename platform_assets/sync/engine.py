@@ -11,12 +11,14 @@ Order matters for safety:
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -278,6 +280,20 @@ def _outcome(
 # ---------------------------------------------------------------------------- the run
 
 
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause Python's cycle collector while a run builds its records. Each record is a few acyclic
+    dicts and tuples that reference counting frees, but allocating 10k of them set off full collections
+    over the whole heap: a fifth of a 10k-record run's time."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 @dataclass
 class SyncRun:
     """Everything one run needs; `run()` returns a SyncReport or raises with state consistent."""
@@ -293,7 +309,7 @@ class SyncRun:
     """How long to wait for a Bulk job left by an interrupted run before failing the sync."""
 
     def __post_init__(self) -> None:
-        self.store = SyncStore(self.warehouse, self.sync_schema)
+        self.store = SyncStore(self.warehouse, self.sync_schema, defer_checkpoints=True)
         self.plan = _Plan(self.spec)
         self.report = SyncReport(
             sync_name=self.spec.name,
@@ -308,24 +324,8 @@ class SyncRun:
         calls_before = self.client.api_calls
         error: BaseException | None = None
         try:
-            with self.store.pinned(), self.store.session() as session:
-                self.store.ensure_tables(session)
-                open_jobs = self.store.open_jobs(self.spec.name)
-            validate_mapping(self.spec, self.client.describe(self.spec.object))
-            self.report.salesforce_url = f"{self.client.instance_url}/lightning/o/{self.spec.object}/list"
-            self.recover(open_jobs)
-            with self.store.pinned():
-                self.store.clear_pending(self.spec.name)
-                changes = self.detect()
-            self.send(changes.changes)
-            self.report.api_usage = dict(self.client.limits().get("DailyApiRequests", {}))
-            if self.report.job_errors:
-                raise SyncIncomplete(
-                    f"Sync {self.spec.name}: Bulk job(s) ended without processing all records "
-                    f"({'; '.join(f'{j}: {e}' for j, e in self.report.job_errors.items())}). Their "
-                    f"{sum(self.report.unprocessed.values())} record(s) stay pending and are sent next run.",
-                    self.report,
-                )
+            with _cyclic_gc_paused():
+                self._run()
             return self.report
         except BaseException as exc:
             error = exc
@@ -335,10 +335,37 @@ class SyncRun:
             self.report.duration_seconds = time.monotonic() - started
             self._audit(started_at, error)
 
+    def _run(self) -> None:
+        # Salesforce first: the mapping is checked before the warehouse is opened.
+        validate_mapping(self.spec, self.client.describe(self.spec.object))
+        self.report.salesforce_url = f"{self.client.instance_url}/lightning/o/{self.spec.object}/list"
+        with self.store.pinned(), self.store.session() as session:
+            self.store.ensure_tables(session)
+            open_jobs = self.store.open_jobs(self.spec.name)
+            changes = None if open_jobs else self.detect()
+        if changes is None:  # a crashed run left Bulk jobs: apply them before detecting changes
+            self.recover(open_jobs)
+            with self.store.pinned():
+                changes = self.detect()
+        self.send(changes.changes)
+        # Every REST response carries the org's API usage; /limits only if none did.
+        usage = self.client.api_usage or self.client.limits().get("DailyApiRequests", {})
+        self.report.api_usage = dict(usage)
+        if self.report.job_errors:
+            raise SyncIncomplete(
+                f"Sync {self.spec.name}: Bulk job(s) ended without processing all records "
+                f"({'; '.join(f'{j}: {e}' for j, e in self.report.job_errors.items())}). Their "
+                f"{sum(self.report.unprocessed.values())} record(s) stay pending and are sent next run.",
+                self.report,
+            )
+
     def _audit(self, started_at: datetime, error: BaseException | None) -> None:
         status = "succeeded" if error is None else "failed"
         message = None if error is None else f"{type(error).__name__}: {error}"
         try:
+            if error is not None:  # it may have failed before the sync tables were first created
+                with self.store.session() as session:
+                    self.store.ensure_tables(session)
             self.store.record_run(self.report.audit_row(status, started_at, message))
         except Exception:  # the audit row must not hide the sync's own error
             log.exception("Could not write the sync_runs row for %s", self.spec.name)
@@ -386,6 +413,8 @@ class SyncRun:
     # -------------------------------------------------------------- detection and sending
 
     def detect(self) -> ChangeSet:
+        """Forget batches never handed to Salesforce, then find what changed since the confirmed state."""
+        self.store.clear_pending(self.spec.name)
         with self.store.session() as session:
             model = resolve_model(session, self.spec, self.model_schema)
             changes = detect_changes(

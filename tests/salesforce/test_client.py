@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import socket
 import time
 
 import pytest
+import tenacity
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sf_helpers import MANAGER_ID, credentials_for, fast_client, leads
@@ -29,6 +31,16 @@ def test_limits_count_every_api_call(client: SalesforceClient) -> None:
     first = client.limits()["DailyApiRequests"]["Remaining"]
     client.describe("Lead")
     assert client.limits()["DailyApiRequests"]["Remaining"] == first - 2
+
+
+def test_api_usage_is_read_from_the_limit_info_header_of_every_response(client: SalesforceClient) -> None:
+    client.describe("Lead")
+    after_describe = client.api_usage
+    client.describe("Lead")
+
+    assert after_describe["Max"] > after_describe["Remaining"] >= 0
+    assert client.api_usage == {"Max": after_describe["Max"], "Remaining": after_describe["Remaining"] - 1}
+    assert client.limits()["DailyApiRequests"]["Remaining"] == client.api_usage["Remaining"]
 
 
 def test_wrong_client_secret_fails_with_oauth_error_and_hint(sandbox: SandboxHandle) -> None:
@@ -257,3 +269,17 @@ def test_references_resolve_against_seeded_records(client: SalesforceClient, see
         ],
     )
     assert len(result.successful) == 1, result.failed
+
+
+def test_job_polls_keep_the_base_interval_first_then_back_off_to_ten_seconds(sandbox: SandboxHandle) -> None:
+    client = SalesforceClient(credentials_for(sandbox), poll_interval=0.5)
+    waits = []
+    for attempt in range(1, 16):
+        state = tenacity.RetryCallState(retry_object=None, fn=None, args=(), kwargs={})
+        state.attempt_number = attempt
+        waits.append(client._poll_wait(state))
+
+    assert waits[:5] == [0.5] * 5
+    assert waits[5:8] == [0.75, 1.125, 1.6875]
+    assert all(later >= earlier for earlier, later in itertools.pairwise(waits))
+    assert waits[-1] == 10.0

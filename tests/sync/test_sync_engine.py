@@ -358,6 +358,26 @@ def test_every_run_writes_an_audit_row(warehouse: Warehouse, sync: Callable[...,
     assert row == ("test_leads", "Lead", "succeeded", 12, 12, ",".join(report.job_ids), report.api_calls)
 
 
+def test_a_run_leaves_the_warehouse_checkpointed(warehouse: Warehouse, sync: Callable[..., SyncReport]):
+    """Sessions inside a run skip DuckDB's checkpoint on close; the run must still end with none pending,
+    so target-duckdb's older DuckDB never meets this version's write-ahead log."""
+    warehouse.make_leads(8)
+    sync(lead_spec())
+
+    wal = Path(f"{warehouse.path}.wal")
+    assert not wal.exists() or wal.stat().st_size == 0
+
+
+def test_api_usage_comes_from_response_headers_without_a_limits_call(
+    org: SandboxHandle, warehouse: Warehouse, sync: Callable[..., SyncReport]
+):
+    warehouse.make_leads(5)
+    report = sync(lead_spec())
+
+    assert report.api_usage["Max"] > report.api_usage["Remaining"] > 0
+    assert "limits" not in org.counters()
+
+
 KILLABLE_SYNC = """
 import json, sys
 from platform_assets.clients.salesforce import SalesforceClient, SalesforceCredentials

@@ -99,6 +99,9 @@ ROUTES: list[Route] = [
 class SandboxHandler(BaseHTTPRequestHandler):
     server: SandboxServer
     protocol_version = "HTTP/1.1"
+    # Headers and body go out as separate writes; with Nagle on, the body waits ~40 ms for the client's
+    # delayed ACK on every keep-alive response.
+    disable_nagle_algorithm = True
 
     def do_GET(self) -> None:
         self._dispatch("GET")

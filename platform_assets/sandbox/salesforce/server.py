@@ -235,6 +235,11 @@ class Sandbox:
             if self.api_requests > self.daily_api_limit:
                 raise ApiError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
 
+    def limit_info(self) -> str:
+        """The Sforce-Limit-Info header Salesforce puts on every REST API response."""
+        with self.lock:
+            return f"api-usage={self.api_requests}/{self.daily_api_limit}"
+
     def limits(self) -> dict[str, Any]:
         remaining = max(0, self.daily_api_limit - self.api_requests)
         return {
@@ -814,6 +819,9 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "SalesforceSandbox/1.0"
+    # Headers and body go out as separate writes; with Nagle on, the body waits ~40 ms for the client's
+    # delayed ACK on every keep-alive response.
+    disable_nagle_algorithm = True
     sandbox: Sandbox  # set on the subclass made per server
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -839,6 +847,7 @@ class Handler(BaseHTTPRequestHandler):
         path = unquote(parsed.path)
         self.query_params = {k: v[0] for k, v in parse_qs(parsed.query).items()}
         self.body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.limit_info: str | None = None  # keep-alive: one handler serves many requests
         route = None
         for route_method, pattern, name in ROUTES:
             match = pattern.match(path)
@@ -855,6 +864,7 @@ class Handler(BaseHTTPRequestHandler):
                 if fault is not None:
                     raise fault
                 self.sandbox.check_session(self.headers.get("Authorization"))
+                self.limit_info = self.sandbox.limit_info()
             getattr(self, f"route_{name}")(**params)
         except ApiError as exc:
             if route and route[0] == "token":
@@ -877,6 +887,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         for key, value in (headers or {}).items():
             self.send_header(key, value)
+        if self.limit_info:
+            self.send_header("Sforce-Limit-Info", self.limit_info)
         self.end_headers()
         if body:
             self.wfile.write(body)
