@@ -12,8 +12,11 @@ sends keys absent from state, so it cannot create duplicates.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +27,20 @@ from platform_assets.warehouse import WarehouseSession, quote_identifier
 
 class ModelError(RuntimeError):
     """The sync's dbt model is missing from the warehouse or lacks a mapped column."""
+
+
+@contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """Pause Python's cycle collector while a sync builds its records. Each record is a few acyclic
+    tuples and dicts that reference counting frees, but allocating 10k of them sets off full collections
+    over the whole heap: a fifth of a 10k-record run's time."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 @dataclass(frozen=True)
@@ -162,10 +179,15 @@ def detect_changes(
     first row (the model's unique/not_null tests should stop both before a sync runs)."""
     started = time.perf_counter()
     query, params = change_query(spec, model, state_table, full_resync, session.dialect)
-    rows = session.fetchall(query, [spec.name] * params)
+    with cyclic_gc_paused():
+        changes = _changes(session.fetchall(query, [spec.name] * params), list(spec.mapping))
+    changes.seconds = time.perf_counter() - started
+    return changes
+
+
+def _changes(rows: list[tuple], mapped: list[str]) -> ChangeSet:
     result = ChangeSet()
     seen: set[str] = set()
-    mapped = list(spec.mapping)
     for record_key, row_hash, change_type, salesforce_id, *values in rows:
         if record_key is None:
             result.null_keys += 1
@@ -183,5 +205,4 @@ def detect_changes(
                 values={} if change_type == REMOVED else dict(zip(mapped, values, strict=True)),
             )
         )
-    result.seconds = time.perf_counter() - started
     return result

@@ -11,21 +11,19 @@ Order matters for safety:
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 from platform_assets.clients.salesforce import IngestResult, SalesforceClient, SalesforceError
-from platform_assets.sync.changes import Change, ChangeSet, detect_changes, resolve_model
+from platform_assets.sync.changes import Change, ChangeSet, cyclic_gc_paused, detect_changes, resolve_model
 from platform_assets.sync.spec import SyncSpec
 from platform_assets.sync.state import (
     ADDED,
@@ -280,20 +278,6 @@ def _outcome(
 # ---------------------------------------------------------------------------- the run
 
 
-@contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    """Pause Python's cycle collector while a run builds its records. Each record is a few acyclic
-    dicts and tuples that reference counting frees, but allocating 10k of them set off full collections
-    over the whole heap: a fifth of a 10k-record run's time."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 @dataclass
 class SyncRun:
     """Everything one run needs; `run()` returns a SyncReport or raises with state consistent."""
@@ -324,7 +308,7 @@ class SyncRun:
         calls_before = self.client.api_calls
         error: BaseException | None = None
         try:
-            with _cyclic_gc_paused():
+            with cyclic_gc_paused():
                 self._run()
             return self.report
         except BaseException as exc:
