@@ -58,14 +58,14 @@ class ModelRelation:
         return quote_identifier(self.columns[name])
 
 
-@dataclass
+@dataclass(slots=True)
 class Change:
     record_key: str
     row_hash: int | None
     change_type: str
     salesforce_id: str | None
-    values: dict[str, Any]
-    """Mapping column -> value (empty for removed records)."""
+    values: tuple[Any, ...]
+    """The mapped columns' values, in the order of the sync's mapping (empty for removed records)."""
 
 
 @dataclass
@@ -180,29 +180,22 @@ def detect_changes(
     started = time.perf_counter()
     query, params = change_query(spec, model, state_table, full_resync, session.dialect)
     with cyclic_gc_paused():
-        changes = _changes(session.fetchall(query, [spec.name] * params), list(spec.mapping))
+        changes = _changes(session.fetchall(query, [spec.name] * params))
     changes.seconds = time.perf_counter() - started
     return changes
 
 
-def _changes(rows: list[tuple], mapped: list[str]) -> ChangeSet:
+def _changes(rows: list[tuple]) -> ChangeSet:
     result = ChangeSet()
     seen: set[str] = set()
-    for record_key, row_hash, change_type, salesforce_id, *values in rows:
+    for row in rows:  # (record_key, row_hash, change_type, salesforce_id, *mapped values)
+        record_key, change_type = row[0], row[2]
         if record_key is None:
             result.null_keys += 1
-            continue
-        if record_key in seen:
+        elif record_key in seen:
             result.duplicate_keys.append(record_key)
-            continue
-        seen.add(record_key)
-        result.changes.append(
-            Change(
-                record_key=record_key,
-                row_hash=row_hash,
-                change_type=change_type,
-                salesforce_id=salesforce_id,
-                values={} if change_type == REMOVED else dict(zip(mapped, values, strict=True)),
-            )
-        )
+        else:
+            seen.add(record_key)
+            values = () if change_type == REMOVED else row[4:]
+            result.changes.append(Change(record_key, row[1], change_type, row[3], values))
     return result

@@ -210,7 +210,7 @@ class _Plan:
     def record(self, change: Change, salesforce_id: str | None) -> dict[str, str]:
         if change.change_type == REMOVED:
             return {"Id": salesforce_id or ""}
-        record = {target: wire_value(change.values[column]) for column, target in self.spec.mapping.items()}
+        record = dict(zip(self.fields, map(wire_value, change.values), strict=True))
         if self.spec.mode == "update" and self.spec.column_for("Id") is None:
             # The lookup field only found the record; sending it would need it to be updateable.
             lookup = (self.spec.external_id_field or "").lower()
@@ -513,8 +513,8 @@ class SyncRun:
             return {}, {}
         ids = {c.record_key: c.salesforce_id for c in changes if c.salesforce_id}
         field_name = spec.external_id_field or ""
-        column = spec.column_for(field_name) or ""
-        wanted = {c.record_key: wire_value(c.values[column]) for c in changes if not c.salesforce_id}
+        position = list(spec.mapping).index(spec.column_for(field_name) or "")
+        wanted = {c.record_key: wire_value(c.values[position]) for c in changes if not c.salesforce_id}
         found: dict[str, list[str]] = {}
         values = sorted(set(wanted.values()) - {NULL})
         for start in range(0, len(values), _LOOKUP_CHUNK):
