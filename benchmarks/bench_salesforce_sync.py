@@ -1,7 +1,7 @@
 """Salesforce sync benchmark: change detection on a 1M-row activation model with 1% changed rows, and the
 end-to-end sync of those changes against the sandbox versus simple-salesforce's bulk2 upsert.
 
-    python benchmarks/bench_salesforce_sync.py [--rows 1000000] [--changed-share 0.01] [--rounds 3]
+    python benchmarks/bench_salesforce_sync.py [--rows 1000000] [--changed-share 0.01] [--rounds 7]
 
 Targets: change detection >= 5M rows/s (DuckDB); end-to-end <= 1.0x simple-salesforce's time for the
 same rows into the same sandbox, which runs as its own server process (as Salesforce does), in alternating
@@ -179,8 +179,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--changed-share", type=float, default=0.01)
-    parser.add_argument("--repeat", type=int, default=5, help="change-detection repetitions")
-    parser.add_argument("--rounds", type=int, default=3, help="end-to-end rounds (each edits the rows again)")
+    parser.add_argument("--repeat", type=int, default=9, help="change-detection repetitions")
+    parser.add_argument("--rounds", type=int, default=7, help="end-to-end rounds (each edits the rows again)")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-salesforce-sync-"))

@@ -397,5 +397,5 @@ class SyncStore:
                 f"VALUES ({', '.join('?' for _ in columns)})",
                 [row[c] for c in columns],
             )
-            if session.dialect == "duckdb":
+            if self.defer_checkpoints and session.dialect == "duckdb":
                 session.execute("CHECKPOINT")  # the run's deferred checkpoints, once
