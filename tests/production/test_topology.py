@@ -5,6 +5,7 @@ read-only webserver and daemon, each its own process, exercised through the webs
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +111,9 @@ def topology(tmp_path_factory: pytest.TempPathFactory, prod_build: Path) -> Iter
                 **pg_settings,
                 **PLACEHOLDER_SETTINGS,
             )
+            # Create the storage schema once, as a deployment's migration step does: processes starting
+            # together on an empty database race on its DDL ("type instigators already exists").
+            subprocess.run([BIN / "dagster", "instance", "migrate"], env=env, cwd=root, check=True)
             workspace = write_workspace(root / "workspace.yaml", start_code_servers(group, env, prod_build))
             web, read_only = free_port(), free_port()
             webserver = [BIN / "dagster-webserver", "-w", workspace, "-h", "127.0.0.1"]
