@@ -307,30 +307,32 @@ class SyncRun:
         started, started_at = time.monotonic(), utcnow()
         calls_before = self.client.api_calls
         error: BaseException | None = None
-        try:
-            with cyclic_gc_paused():
-                self._run()
-            return self.report
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            self.report.api_calls = self.client.api_calls - calls_before
-            self.report.duration_seconds = time.monotonic() - started
-            self._audit(started_at, error)
+        # One warehouse session for the whole run: every step commits on its own (a crash loses nothing),
+        # and opening a session is not free (a DuckDB file replays its log; Snowflake logs in). Locally
+        # the `warehouse` pool already keeps other writers out while a sync runs.
+        with self.store.pinned():
+            try:
+                with cyclic_gc_paused():
+                    self._run()
+                return self.report
+            except BaseException as exc:
+                error = exc
+                raise
+            finally:
+                self.report.api_calls = self.client.api_calls - calls_before
+                self.report.duration_seconds = time.monotonic() - started
+                self._audit(started_at, error)
 
     def _run(self) -> None:
-        # Salesforce first: the mapping is checked before the warehouse is opened.
+        # The mapping is checked against Salesforce before any model row is read.
         validate_mapping(self.spec, self.client.describe(self.spec.object))
         self.report.salesforce_url = f"{self.client.instance_url}/lightning/o/{self.spec.object}/list"
-        with self.store.pinned(), self.store.session() as session:
+        with self.store.session() as session:
             self.store.ensure_tables(session)
-            open_jobs = self.store.open_jobs(self.spec.name)
-            changes = None if open_jobs else self.detect()
-        if changes is None:  # a crashed run left Bulk jobs: apply them before detecting changes
+        open_jobs = self.store.open_jobs(self.spec.name)
+        if open_jobs:  # a crashed run left Bulk jobs: apply them before detecting changes
             self.recover(open_jobs)
-            with self.store.pinned():
-                changes = self.detect()
+        changes = self.detect()
         self.send(changes.changes)
         # Every REST response carries the org's API usage; /limits only if none did.
         usage = self.client.api_usage or self.client.limits().get("DailyApiRequests", {})
@@ -438,10 +440,9 @@ class SyncRun:
         # one batch (all its jobs are recorded under the same batch number).
         groups = [(self.spec.operation, upserts), ("delete", removals)]
         batches = [self._batch(n, op, group, ids) for n, (op, group) in enumerate(groups) if group]
-        with self.store.pinned():
-            if unresolved:
-                self._fail_unresolved([c for c in changes if c.record_key in unresolved], unresolved)
-            self.store.write_pending(self.spec.name, [p for b in batches for p in b.pending])
+        if unresolved:
+            self._fail_unresolved([c for c in changes if c.record_key in unresolved], unresolved)
+        self.store.write_pending(self.spec.name, [p for b in batches for p in b.pending])
         for batch in batches:
             self._send_batch(batch.pending[0].batch_no, batch)
 

@@ -186,8 +186,8 @@ class SyncStore:
     @contextmanager
     def pinned(self) -> Iterator[None]:
         """Share one warehouse session among consecutive steps (opening the DuckDB file and checkpointing
-        on close is not free). Never held across a Salesforce call: the local file stays free for readers
-        while Salesforce works."""
+        on close is not free; a Snowflake session is a login). A sync run pins it for its whole length,
+        Salesforce calls included: a local reader of the DuckDB file waits (`connect_duckdb` retries)."""
         if self._pinned is not None:
             yield
             return
