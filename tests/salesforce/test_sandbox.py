@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -86,6 +87,25 @@ def test_relationship_column_resolves_by_external_id(client: SalesforceClient, s
         r["Workspace_Id__c"]: r["Id"] for r in client.query("SELECT Id, Workspace_Id__c FROM Account")
     }
     assert rows == [{"AccountId": accounts["ws_000002"]}]
+
+
+def test_relationship_column_with_unknown_external_id_fails_that_record(
+    client: SalesforceClient, seeded
+) -> None:
+    opportunity = {"Name": "Acme", "StageName": "Prospecting", "CloseDate": "2026-07-01"}
+    result = client.ingest(
+        "Opportunity",
+        "insert",
+        [
+            {**opportunity, "Account.Workspace_Id__c": "ws_000002"},
+            {**opportunity, "Account.Workspace_Id__c": "ws_missing"},
+        ],
+    )
+    assert len(result.successful) == 1
+    assert result.failed[0]["sf__Error"].startswith(
+        "INVALID_FIELD:Foreign key external ID: ws_missing not found for field Workspace_Id__c in entity "
+        "Account"
+    )
 
 
 def test_system_modstamp_advances_on_every_change(client: SalesforceClient) -> None:
@@ -173,6 +193,25 @@ def test_records_persist_across_restart(tmp_path: Path) -> None:
         assert rows == {r["sf__Id"] for r in inserted}
         new_id = client.ingest("Lead", "insert", leads(1, start=10)).successful[0]["sf__Id"]
         assert new_id not in rows  # the id sequence carries on
+
+
+def test_job_results_written_by_an_older_sandbox_survive_the_upgrade(tmp_path: Path) -> None:
+    """Org files from before _ingest_job_data kept the CSVs as columns of _ingest_jobs."""
+    db = tmp_path / "org.sqlite"
+    with start_sandbox(db_path=db) as first:
+        job_id = fast_client(credentials_for(first)).ingest("Lead", "insert", leads(2)).job_ids[0]
+    with sqlite3.connect(db) as old:  # rewrite the file in the old layout
+        old.execute("ALTER TABLE _ingest_jobs ADD COLUMN upload BLOB")
+        old.execute("ALTER TABLE _ingest_jobs ADD COLUMN successful TEXT")
+        for kind in ("upload", "successful"):
+            old.execute(
+                f"UPDATE _ingest_jobs SET {kind} = "
+                f"(SELECT content FROM _ingest_job_data d WHERE d.id = _ingest_jobs.id AND d.kind = '{kind}')"
+            )
+        old.execute("DROP TABLE _ingest_job_data")
+    with start_sandbox(db_path=db) as second:
+        result = fast_client(credentials_for(second)).job_results(job_id)
+    assert sorted(r["Signup_Id__c"] for r in result.successful) == ["sgn_000000", "sgn_000001"]
 
 
 def test_seed_rejects_unknown_fields_with_the_field_named(sandbox: SandboxHandle) -> None:

@@ -391,6 +391,12 @@ class Sandbox:
         if fail_job:
             self._fail("ingest", job_id, message)
             return
+        # One job is applied as a unit: its records, results and JobComplete become visible together (a
+        # request that reads the org meanwhile waits), never records applied under a job still InProgress.
+        with self.org.lock:
+            self._apply_job(job_id, info, started)
+
+    def _apply_job(self, job_id: str, info: dict[str, Any], started: float) -> None:
         sobject = OBJECTS[info["object"]]
         upload = (self.org.job_blob(job_id, "upload") or b"").decode("utf-8-sig")
         reader = csv.reader(io.StringIO(upload, newline=""), delimiter=DELIMITERS[info["columnDelimiter"]])
@@ -462,33 +468,30 @@ class Sandbox:
         columns: list[tuple[str, str | None]],
         rows: list[list[str]],
     ) -> list[Outcome]:
-        records: list[dict[str, Any]] = []
-        lookups: dict[tuple[str, str], set[str]] = {}
-        for row in rows:
-            record: dict[str, Any] = {}
-            for (name, related), cell in zip(columns, row, strict=False):
-                if cell == "":
-                    continue  # Bulk API: an empty cell leaves the field as it is
-                value = None if cell == NULL_VALUE else cell
-                record[name] = (related, value) if related else value
-                if related and value is not None:
-                    lookups.setdefault((name, related), set()).add(value)
-            records.append(record)
-        resolved = self._resolve_related(sobject, lookups)
+        names = [name for name, _ in columns]
+        # Bulk API: an empty cell leaves the field as it is; #N/A sets it to null.
+        records = [
+            {n: None if v == NULL_VALUE else v for n, v in zip(names, row, strict=False) if v != ""}
+            for row in rows
+        ]
         pre_errors: dict[int, RecordError] = {}
-        for index, record in enumerate(records):
-            for name, value in list(record.items()):
-                if isinstance(value, tuple):
-                    related, key = value
-                    target_id = resolved.get((name, related), {}).get(key) if key is not None else None
-                    if key is not None and target_id is None:
+        related = [(name, key) for name, key in columns if key]
+        if related:  # `Account.Workspace_Id__c` columns: External ID values become record Ids
+            lookups = {(n, k): {r[n] for r in records if r.get(n) is not None} for n, k in related}
+            resolved = self._resolve_related(sobject, lookups)
+            for index, record in enumerate(records):
+                for name, key_field in related:
+                    key = record.get(name)
+                    if key is None:
+                        continue
+                    record[name] = resolved[(name, key_field)].get(key)
+                    if record[name] is None:
                         pre_errors[index] = RecordError(
                             "INVALID_FIELD",
-                            f"Foreign key external ID: {key} not found for field {related} in "
+                            f"Foreign key external ID: {key} not found for field {key_field} in "
                             f"entity {OBJECTS[sobject.field(name).reference_to[0]].name}",
                             [name],
                         )
-                    record[name] = target_id
         injector = self._failure_injector(sobject, pre_errors)
         return self.org.apply(
             sobject,

@@ -62,6 +62,13 @@ _KEYWORDS = {
 
 def normalize_datetime(value: str) -> str:
     """Any ISO-8601 datetime (or date) -> Salesforce's UTC form 2026-03-01T12:00:00.000Z."""
+    if (
+        value[-1:] == "Z"
+        and value[10:11] == "T"
+        and (len(value) == 20 or (len(value) == 24 and value[19:20] == "."))
+    ):
+        datetime.fromisoformat(value)  # already Salesforce's form (or without milliseconds): validate only
+        return value if len(value) == 24 else f"{value[:19]}.000Z"
     text = value.strip().replace(" ", "T", 1)
     if len(text) == 10:
         text += "T00:00:00Z"

@@ -63,10 +63,18 @@ def format_number(value: float | int) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
+_TEXT_TYPES = frozenset({"id", "string", "email", "url", "picklist", "textarea"})
+
+
 def coerce(spec: FieldSpec, raw: Any) -> Any:
     """A sent value (CSV text or JSON) -> the stored value, or RecordError naming the field."""
     if raw is None:
         return None
+    if spec.type in _TEXT_TYPES:  # most cells: checked for length only
+        text = raw if type(raw) is str else str(raw)
+        if len(text) > spec.length:
+            raise _too_long(spec, text)
+        return text
     try:
         if spec.type == "boolean":
             if isinstance(raw, bool):
@@ -99,12 +107,16 @@ def coerce(spec: FieldSpec, raw: Any) -> Any:
             raise RecordError("MALFORMED_ID", f"{spec.name}: id value of incorrect type: {text}", [spec.name])
         return normalized
     if len(text) > spec.length:
-        raise RecordError(
-            "STRING_TOO_LONG",
-            f"{spec.name}: data value too large: {text[:40]}… (max length={spec.length})",
-            [spec.name],
-        )
+        raise _too_long(spec, text)
     return text
+
+
+def _too_long(spec: FieldSpec, text: str) -> RecordError:
+    return RecordError(
+        "STRING_TOO_LONG",
+        f"{spec.name}: data value too large: {text[:40]}… (max length={spec.length})",
+        [spec.name],
+    )
 
 
 class Org:
@@ -148,10 +160,25 @@ class Org:
             self.conn.execute("CREATE TABLE IF NOT EXISTS _sequences (prefix TEXT PRIMARY KEY, next INTEGER)")
             self.conn.execute("CREATE TABLE IF NOT EXISTS _meta (key TEXT PRIMARY KEY, value TEXT)")
             self.conn.execute(
-                "CREATE TABLE IF NOT EXISTS _ingest_jobs (id TEXT PRIMARY KEY, info TEXT NOT NULL, "
-                "upload BLOB, "
-                "successful TEXT, failed TEXT, unprocessed TEXT)"
+                "CREATE TABLE IF NOT EXISTS _ingest_jobs (id TEXT PRIMARY KEY, info TEXT NOT NULL)"
             )
+            # A job's upload and result CSVs live apart from its info, so a state change (every poll-visible
+            # step) rewrites a few hundred bytes, not megabytes of CSV.
+            self.conn.execute(
+                "CREATE TABLE IF NOT EXISTS _ingest_job_data (id TEXT NOT NULL, kind TEXT NOT NULL, content, "
+                "PRIMARY KEY (id, kind))"
+            )
+            self._move_job_data_out_of_jobs()
+
+    def _move_job_data_out_of_jobs(self) -> None:
+        """Org files written before _ingest_job_data kept the CSVs as columns of _ingest_jobs."""
+        columns = {row[1] for row in self.conn.execute("PRAGMA table_info(_ingest_jobs)")}
+        for kind in sorted(columns & {"upload", "successful", "failed", "unprocessed"}):
+            self.conn.execute(
+                f"INSERT OR IGNORE INTO _ingest_job_data (id, kind, content) "
+                f"SELECT id, '{kind}', {kind} FROM _ingest_jobs WHERE {kind} IS NOT NULL"
+            )
+            self.conn.execute(f"ALTER TABLE _ingest_jobs DROP COLUMN {kind}")
 
     def _max_stamp(self) -> str:
         stamps = [
@@ -346,7 +373,7 @@ class Org:
                 not_updateable = [
                     n
                     for n in values
-                    if n != "Id" and not spec.field(n).updateable and n != (external_id_field or "")
+                    if n != "Id" and not spec.by_name[n].updateable and n != (external_id_field or "")
                 ]
                 if not_updateable and not allow_system_fields:
                     outcomes[index].error = RecordError(
@@ -587,8 +614,10 @@ class Org:
                 "INSERT INTO _ingest_jobs (id, info) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET info = ?",
                 (info["id"], json.dumps(info), json.dumps(info)),
             )
-            for column, value in blobs.items():
-                self.conn.execute(f"UPDATE _ingest_jobs SET {column} = ? WHERE id = ?", (value, info["id"]))
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO _ingest_job_data (id, kind, content) VALUES (?, ?, ?)",
+                [(info["id"], kind, value) for kind, value in blobs.items()],
+            )
 
     def load_job(self, job_id: str) -> dict[str, Any] | None:
         with self.lock:
@@ -597,7 +626,9 @@ class Org:
 
     def job_blob(self, job_id: str, column: str) -> Any:
         with self.lock:
-            row = self.conn.execute(f"SELECT {column} FROM _ingest_jobs WHERE id = ?", (job_id,)).fetchone()
+            row = self.conn.execute(
+                "SELECT content FROM _ingest_job_data WHERE id = ? AND kind = ?", (job_id, column)
+            ).fetchone()
         return row[0] if row else None
 
     def jobs_in_state(self, *states: str) -> list[dict[str, Any]]:
