@@ -165,8 +165,11 @@ def validate_mapping(spec: SyncSpec, describe: Mapping[str, Any]) -> None:
 
 def wire_value(value: Any) -> str:
     """A model value as Bulk 2.0 CSV text; serialised here so results can be matched on exact text."""
-    if type(value) is str:  # the common case first: this runs for every cell sent
+    kind = type(value)
+    if kind is str:  # the common cases first: this runs for every cell sent
         return value or NULL
+    if kind is int:
+        return str(value)
     if value is None:
         return NULL
     if isinstance(value, bool):
@@ -210,7 +213,9 @@ class _Plan:
     def record(self, change: Change, salesforce_id: str | None) -> dict[str, str]:
         if change.change_type == REMOVED:
             return {"Id": salesforce_id or ""}
-        record = dict(zip(self.fields, map(wire_value, change.values), strict=True))
+        # Non-empty text is already its wire form: skipping the call for it halves the cost per record.
+        wire = [v if type(v) is str and v else wire_value(v) for v in change.values]
+        record = dict(zip(self.fields, wire, strict=True))
         if self.spec.mode == "update" and self.spec.column_for("Id") is None:
             # The lookup field only found the record; sending it would need it to be updateable.
             lookup = (self.spec.external_id_field or "").lower()
