@@ -6,7 +6,9 @@ end-to-end sync of those changes against the sandbox versus simple-salesforce's 
 Targets: change detection >= 5M rows/s (DuckDB); end-to-end <= 1.0x simple-salesforce's time for the
 same rows into the same sandbox, which runs as its own server process (as Salesforce does), in alternating
 rounds that each edit the same rows again. Both clients poll every 0.5 s (their defaults differ:
-simple-salesforce first sleeps 5 s). API calls are counted by the sandbox for both.
+simple-salesforce first sleeps 5 s); simple-salesforce sleeps before each job's first poll, the platform
+polls as soon as all its jobs are uploaded, and the sandbox answers a poll that arrives while it applies
+the job once the job is complete. API calls are counted by the sandbox for both.
 
 The baseline only uploads rows it is handed; the platform's run also describes the object, finds the
 changed rows, downloads the per-record results and advances the sync state.

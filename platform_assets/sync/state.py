@@ -166,8 +166,8 @@ class _SingleConnection:
 
 
 class SyncStore:
-    """The sync tables of one warehouse schema; every method opens a short session (DuckDB has one
-    writer per file, so the connection is not held while Salesforce works).
+    """The sync tables of one warehouse schema. Each method runs in the pinned session if there is one
+    (a sync run pins one for its whole length), else in a short session of its own.
 
     With `defer_checkpoints`, DuckDB sessions close without checkpointing (their commits are durable in
     the write-ahead log; the checkpoint is most of a close's cost) and `record_run`, the last write of a
