@@ -145,8 +145,20 @@ def prepare_instance(env: dict[str, str]) -> None:
 
 def generate_sample_company(env: dict[str, str], scale: str = DEMO_SCALE) -> None:
     local = Path(env["PLATFORM_LOCAL_DIR"])
-    run([PYTHON, "-m", "platform_assets.sample_company", "--scale", scale, "--seed", DEMO_SEED,
-         "--landing-dir", local / "landing"], env=env)
+    run(
+        [
+            PYTHON,
+            "-m",
+            "platform_assets.sample_company",
+            "--scale",
+            scale,
+            "--seed",
+            DEMO_SEED,
+            "--landing-dir",
+            local / "landing",
+        ],
+        env=env,
+    )
 
 
 # ----------------------------------------------------------------------------------------- sandboxes
@@ -169,19 +181,43 @@ def sandboxes(env: dict[str, str]) -> Iterator[None]:
     ht_port = env.get("HIGHTOUCH_SANDBOX_PORT", "8792")
     commands = {
         f"http://127.0.0.1:{sf_port}/__sandbox/health": [
-            PYTHON, "-m", "platform_assets.sandbox.salesforce", "--port", sf_port,
-            "--db", sandbox_dir / "salesforce.sqlite", "--seed-scale", DEMO_SCALE, "--seed", DEMO_SEED],
+            PYTHON,
+            "-m",
+            "platform_assets.sandbox.salesforce",
+            "--port",
+            sf_port,
+            "--db",
+            sandbox_dir / "salesforce.sqlite",
+            "--seed-scale",
+            DEMO_SCALE,
+            "--seed",
+            DEMO_SEED,
+        ],
         f"http://127.0.0.1:{ht_port}/health": [
-            PYTHON, "-m", "platform_assets.sandbox.hightouch", "--port", ht_port,
-            "--state-db", sandbox_dir / "hightouch.sqlite3", "--warehouse", local / "warehouse.duckdb"],
+            PYTHON,
+            "-m",
+            "platform_assets.sandbox.hightouch",
+            "--port",
+            ht_port,
+            "--state-db",
+            sandbox_dir / "hightouch.sqlite3",
+            "--warehouse",
+            local / "warehouse.duckdb",
+        ],
     }
     processes = []
     try:
         for health, command in commands.items():
             log_file = open(sandbox_dir / f"{command[2].rsplit('.', 1)[-1]}.log", "ab")  # noqa: SIM115
-            processes.append(subprocess.Popen(
-                [str(c) for c in command], env=env, stdout=log_file, stderr=subprocess.STDOUT,
-                start_new_session=True))
+            processes.append(
+                subprocess.Popen(
+                    [str(c) for c in command],
+                    env=env,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
             wait_for(health)
         log(f"sandboxes up: Salesforce on :{sf_port}, Hightouch on :{ht_port} (logs in {sandbox_dir})")
         yield
@@ -220,6 +256,7 @@ def test(args: argparse.Namespace) -> None:
         env = platform_env(Path(scratch) / "local")
         prepare_instance(env)
         run([BIN / "ruff", "check", "."], env=env)
+        run([BIN / "ruff", "format", "--check", "."], env=env)
         run([BIN / "dagster", "definitions", "validate", "-w", "workspace.yaml"], env=env)
         run([BIN / "dg", "check", "defs"], env=env)
         prepare_dbt_manifest()
@@ -232,8 +269,18 @@ def smoke(env: dict[str, str]) -> None:
     log("smoke: ingestion and transformation through the dagster CLI")
     generate_sample_company(env, scale="0.2")
     with sandboxes(env):
-        run([BIN / "dagster", "asset", "materialize", "-m", DEFINITIONS,
-             "--select", "tag:layer=ingestion or tag:layer=transformation"], env=env)
+        run(
+            [
+                BIN / "dagster",
+                "asset",
+                "materialize",
+                "-m",
+                DEFINITIONS,
+                "--select",
+                "tag:layer=ingestion or tag:layer=transformation",
+            ],
+            env=env,
+        )
     run([PYTHON, "-m", "platform_assets.report"], env=env)
 
 
@@ -249,7 +296,8 @@ def bench(_: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("setup", help="create .venv, install Meltano plugins, prepare dbt's manifest")
     commands.add_parser("cycle", help="run a full platform cycle on the embedded defaults")
@@ -259,8 +307,14 @@ def main() -> None:
     commands.add_parser("bench", help="run the benchmarks")
     commands.add_parser("screenshots", help="regenerate docs/screenshots with the browser tests")
     args = parser.parse_args()
-    handlers = {"setup": lambda _: setup(), "cycle": cycle, "test": test, "ui": ui, "bench": bench,
-                "screenshots": screenshots}
+    handlers = {
+        "setup": lambda _: setup(),
+        "cycle": cycle,
+        "test": test,
+        "ui": ui,
+        "bench": bench,
+        "screenshots": screenshots,
+    }
     handlers[args.command](args)
 
 

@@ -1,7 +1,7 @@
 """Run every benchmark (benchmarks/bench_*.py) in turn; each prints its figures and the ratio to its baseline.
 
-    python3 tasks.py bench                 # all of them
-    .venv/bin/python benchmarks/run.py meltano sync   # only those whose name contains a word
+python3 tasks.py bench                 # all of them
+.venv/bin/python benchmarks/run.py meltano sync   # only those whose name contains a word
 """
 
 from __future__ import annotations

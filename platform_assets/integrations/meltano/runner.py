@@ -103,7 +103,9 @@ def _postgres_settings(url: str) -> dict[str, str]:
     the separate settings accept an empty one, as trust or peer authentication needs)."""
     parts = urlsplit(url)
     if not (parts.hostname and parts.username and parts.path.strip("/")):
-        raise ValueError("PLATFORM_APP_DB_URL must look like postgresql://user[:password]@host[:port]/database")
+        raise ValueError(
+            "PLATFORM_APP_DB_URL must look like postgresql://user[:password]@host[:port]/database"
+        )
     return {
         "TAP_POSTGRES_HOST": parts.hostname,
         "TAP_POSTGRES_PORT": str(parts.port or 5432),
