@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -22,6 +23,8 @@ from production_support import (
     throwaway_postgres_database,
     wait_until,
 )
+
+from platform_assets.instance_storage import PoolSafeSqliteEventLogStorage
 
 HERE = Path(__file__).resolve().parent
 
@@ -47,8 +50,9 @@ def test_local_instance_config_loads_with_queue_pools_automation_and_freshness(
         assert isinstance(instance.run_coordinator, dg.QueuedRunCoordinator)
         assert isinstance(instance.run_launcher, dg.DefaultRunLauncher)
         assert instance.freshness_enabled and instance.auto_materialize_use_sensors
+        assert isinstance(instance.event_log_storage, PoolSafeSqliteEventLogStorage)
+        assert Path(instance.event_log_storage._base_dir) == home / "history" / "runs"
     config = load_yaml(home / "dagster.yaml")
-    assert config["storage"] == {"sqlite": {"base_dir": {"env": "DAGSTER_HOME"}}}
     assert config["concurrency"]["pools"]["default_limit"] == 1, "warehouse must default to one writer"
     assert config["concurrency"]["runs"]["max_concurrent_runs"] <= 4
     assert config["run_monitoring"]["enabled"] is True
@@ -119,6 +123,50 @@ def test_pool_limits_file_declares_warehouse_and_salesforce_api_for_each_environ
     assert prod["warehouse"] > 1 and prod["salesforce_api"] == 2
     with pytest.raises(SystemExit, match="no section 'staging'"):
         apply_pools.pool_limits("staging")
+
+
+CLAIM_ROUNDS = 40
+
+
+def claim_at_the_barrier(home: str, label: str, barrier, claims) -> None:
+    """A worker process: each round, claim the `warehouse` slot at the same instant as its partner."""
+    os.environ["DAGSTER_HOME"] = home
+    storage = dg.DagsterInstance.get().event_log_storage
+    for round_no in range(CLAIM_ROUNDS):
+        run_id = f"run-{label}-{round_no}"
+        barrier.wait()
+        claims.put((round_no, storage.claim_concurrency_slot("warehouse", run_id, "step").is_claimed))
+        barrier.wait()
+        storage.free_concurrency_slots_for_run(run_id)
+        barrier.wait()
+
+
+def test_simultaneous_claims_of_the_one_warehouse_slot_never_both_succeed(
+    tmp_path: Path, clean_dagster_env: pytest.MonkeyPatch
+) -> None:
+    """Dagster's SQLite storage alone gives the one slot to both claimers now and then; the local
+    instance's storage serializes claims (platform_assets/instance_storage.py)."""
+    home = instance_home(tmp_path / "home", "local")
+    clean_dagster_env.setenv("DAGSTER_HOME", str(home))
+    with dg.DagsterInstance.get() as instance:
+        instance.event_log_storage.set_concurrency_slots("warehouse", 1)
+    context = multiprocessing.get_context("fork")
+    barrier, claims = context.Barrier(2), context.Queue()
+    workers = [
+        context.Process(target=claim_at_the_barrier, args=(str(home), label, barrier, claims))
+        for label in ("a", "b")
+    ]
+    for worker in workers:
+        worker.start()
+    results = [claims.get(timeout=60) for _ in range(2 * CLAIM_ROUNDS)]
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    claimed = {round_no: 0 for round_no in range(CLAIM_ROUNDS)}
+    for round_no, is_claimed in results:
+        claimed[round_no] += is_claimed
+    assert [r for r, n in claimed.items() if n > 1] == [], "both processes got the one slot"
+    assert all(n == 1 for n in claimed.values()), claimed
 
 
 def overlap(first: dict[str, float], second: dict[str, float]) -> bool:
