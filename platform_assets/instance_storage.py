@@ -1,8 +1,8 @@
 """The local Dagster instance's event log storage: Dagster's SQLite storage, with pool slots claimed and
 released one process at a time.
 
-Dagster claims a pool slot in several statements (count the free slots, queue the step as assigned, take a
-slot row). PostgreSQL's row locks guard that sequence; SQLite ignores `FOR UPDATE`, so two processes that
+Dagster claims a pool slot in several separate statements (count the free slots, queue the step as
+assigned, take a slot row with an unguarded UPDATE); SQLite ignores `FOR UPDATE`, so two processes that
 claim at the same moment can both get the single `warehouse` slot (seen in a test: two runs' warehouse
 steps started 1.4 ms apart). DuckDB allows one writer process per file, so locally that would be two
 writers. An exclusive lock on a file beside the instance's event logs closes the window; each claim or

@@ -298,7 +298,7 @@ class SyncRun:
     """How long to wait for a Bulk job left by an interrupted run before failing the sync."""
 
     def __post_init__(self) -> None:
-        self.store = SyncStore(self.warehouse, self.sync_schema, defer_checkpoints=True)
+        self.store = SyncStore(self.warehouse, self.sync_schema)
         self.plan = _Plan(self.spec)
         self.report = SyncReport(
             sync_name=self.spec.name,

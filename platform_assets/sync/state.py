@@ -167,16 +167,12 @@ class _SingleConnection:
 
 class SyncStore:
     """The sync tables of one warehouse schema. Each method runs in the pinned session if there is one
-    (a sync run pins one for its whole length), else in a short session of its own.
+    (a sync run pins one for its whole length, so DuckDB checkpoints once, when it closes), else in a
+    short session of its own."""
 
-    With `defer_checkpoints`, DuckDB sessions close without checkpointing (their commits are durable in
-    the write-ahead log; the checkpoint is most of a close's cost) and `record_run`, the last write of a
-    sync run, checkpoints once."""
-
-    def __init__(self, warehouse: Warehouse, schema: str, *, defer_checkpoints: bool = False) -> None:
+    def __init__(self, warehouse: Warehouse, schema: str) -> None:
         self.warehouse = warehouse
         self.schema = schema
-        self.defer_checkpoints = defer_checkpoints
         self._schema_sql = quote_identifier(schema)
         self._pinned: WarehouseSession | None = None
 
@@ -191,7 +187,7 @@ class SyncStore:
         if self._pinned is not None:
             yield
             return
-        with self._open() as session:
+        with self.warehouse.session() as session:
             self._pinned = session
             try:
                 yield
@@ -203,14 +199,7 @@ class SyncStore:
         if self._pinned is not None:
             yield self._pinned
             return
-        with self._open(read_only) as session:
-            yield session
-
-    @contextmanager
-    def _open(self, read_only: bool = False) -> Iterator[WarehouseSession]:
         with self.warehouse.session(read_only=read_only) as session:
-            if self.defer_checkpoints and session.dialect == "duckdb" and not read_only:
-                session.execute("PRAGMA disable_checkpoint_on_shutdown")
             yield session
 
     @contextmanager
@@ -397,5 +386,3 @@ class SyncStore:
                 f"VALUES ({', '.join('?' for _ in columns)})",
                 [row[c] for c in columns],
             )
-            if self.defer_checkpoints and session.dialect == "duckdb":
-                session.execute("CHECKPOINT")  # the run's deferred checkpoints, once
