@@ -149,7 +149,7 @@ def generate_sample_company(env: dict[str, str], scale: str = DEMO_SCALE) -> Non
         [
             PYTHON,
             "-m",
-            "platform_assets.sample_company",
+            "local_stack.sample_company",
             "--scale",
             scale,
             "--seed",
@@ -183,7 +183,7 @@ def sandboxes(env: dict[str, str]) -> Iterator[None]:
         f"http://127.0.0.1:{sf_port}/__sandbox/health": [
             PYTHON,
             "-m",
-            "platform_assets.sandbox.salesforce",
+            "local_stack.sandbox.salesforce",
             "--port",
             sf_port,
             "--db",
@@ -196,7 +196,7 @@ def sandboxes(env: dict[str, str]) -> Iterator[None]:
         f"http://127.0.0.1:{ht_port}/health": [
             PYTHON,
             "-m",
-            "platform_assets.sandbox.hightouch",
+            "local_stack.sandbox.hightouch",
             "--port",
             ht_port,
             "--state-db",
@@ -286,7 +286,7 @@ def smoke(env: dict[str, str]) -> None:
 
 def screenshots(_: argparse.Namespace) -> None:
     setup()
-    run([PYTHON, "-m", "platform_assets.devtools.screenshots"], env=platform_env())
+    run([PYTHON, "-m", "local_stack.browser.screenshots"], env=platform_env())
 
 
 def bench(_: argparse.Namespace) -> None:

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 import dagster as dg  # noqa: E402
 
 import tasks  # noqa: E402  (the README commands' set-up: instance, sample company, sandboxes)
-from platform_assets.devtools.dagster_ui import free_port, port_open  # noqa: E402
+from local_stack.browser.dagster_ui import free_port, port_open  # noqa: E402
 
 TARGET_SECONDS = 120.0
 SYNC_KEY = dg.AssetKey(["salesforce", "leads"])

@@ -146,7 +146,7 @@ class SandboxProcess:
 def sandbox_process(workdir: Path) -> Iterator[SandboxProcess]:
     """The sandbox as its own server process, as the platform runs it: Salesforce processes jobs on its
     own machines, so a client that keeps working while a job runs must not share the server's GIL."""
-    from platform_assets.devtools.dagster_ui import free_port, port_open
+    from local_stack.browser.dagster_ui import free_port, port_open
 
     port = free_port()
     db = workdir / "org.sqlite"
@@ -154,7 +154,7 @@ def sandbox_process(workdir: Path) -> Iterator[SandboxProcess]:
         [
             sys.executable,
             "-m",
-            "platform_assets.sandbox.salesforce",
+            "local_stack.sandbox.salesforce",
             "--port",
             str(port),
             "--db",

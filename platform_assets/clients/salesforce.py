@@ -2,7 +2,7 @@
 describe and limits — on requests + tenacity.
 
 Works the same against a real org (login.salesforce.com, test.salesforce.com, a My Domain) and the local
-sandbox (`platform_assets.sandbox.salesforce`): the token host is configurable and every other call goes to
+sandbox (`local_stack.sandbox.salesforce`): the token host is configurable and every other call goes to
 the `instance_url` the token response names.
 
 Resilience, all bounded by `max_attempts`:

@@ -9,9 +9,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from local_stack.sandbox.hightouch import DEFAULT_SYNCS_DIR, HightouchSandbox, start_sandbox
 from platform_assets import environment
 from platform_assets.components.hightouch_syncs import HightouchSyncsComponent
-from platform_assets.sandbox.hightouch import DEFAULT_SYNCS_DIR, HightouchSandbox, start_sandbox
 from platform_assets.warehouse import connect_duckdb
 
 TRIAL = "trial-nurture-braze"

@@ -8,8 +8,8 @@ import time
 import pytest
 import requests
 
+from local_stack.sandbox.hightouch import DEFAULT_SYNCS_DIR, HightouchSandbox, start_sandbox
 from platform_assets.clients.hightouch import HightouchApiError, HightouchClient, HightouchRunTimeout, SyncRun
-from platform_assets.sandbox.hightouch import DEFAULT_SYNCS_DIR, HightouchSandbox, start_sandbox
 
 TRIAL = "trial-nurture-braze"
 EXPANSION = "expansion-accounts-google-ads"

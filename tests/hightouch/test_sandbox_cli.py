@@ -1,4 +1,4 @@
-"""The sandbox as the lead's tasks.py starts it: `python -m platform_assets.sandbox.hightouch ...`."""
+"""The sandbox as the lead's tasks.py starts it: `python -m local_stack.sandbox.hightouch ...`."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def free_port() -> int:
 def test_sandbox_command_serves_the_api_until_terminated(local_env, warehouse, tmp_path):
     port = free_port()
     command = [
-        sys.executable, "-m", "platform_assets.sandbox.hightouch", "--port", str(port),
+        sys.executable, "-m", "local_stack.sandbox.hightouch", "--port", str(port),
         "--state-db", str(tmp_path / "state" / "hightouch.sqlite3"),
         "--warehouse", str(local_env.duckdb_path), "--step-seconds", "0.01",
     ]  # fmt: skip
@@ -61,7 +61,7 @@ def test_sandbox_command_refuses_a_broken_sync_folder(local_env, tmp_path):
     broken.mkdir()
     (broken / "bad.yaml").write_text("model: mkt_x\n")
     completed = subprocess.run(
-        [sys.executable, "-m", "platform_assets.sandbox.hightouch", "--port", str(free_port()),
+        [sys.executable, "-m", "local_stack.sandbox.hightouch", "--port", str(free_port()),
          "--syncs-dir", str(broken), "--state-db", str(tmp_path / "s.sqlite3"),
          "--warehouse", str(tmp_path / "w")],
         cwd=environment.PROJECT_ROOT, capture_output=True, text=True, timeout=120,

@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from local_stack.sandbox.hightouch import DEFAULT_SYNCS_DIR
 from platform_assets import environment
 from platform_assets.components.hightouch_syncs import (
     HightouchSyncConfigError,
@@ -15,7 +16,6 @@ from platform_assets.components.hightouch_syncs import (
     hightouch_resource,
     load_sync_declarations,
 )
-from platform_assets.sandbox.hightouch import DEFAULT_SYNCS_DIR
 
 VALID = """\
 sync_slug: {slug}

@@ -9,9 +9,9 @@ import dagster as dg
 import psycopg2
 import pytest
 
+from local_stack.sample_company import write_app_db
 from platform_assets import environment
 from platform_assets.components.meltano import CHECK_NAME, ingestion_definitions
-from platform_assets.sample_company import write_app_db
 from platform_assets.warehouse import warehouse_resource
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]

@@ -8,9 +8,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from local_stack.sample_company import generate
 from platform_assets import environment
 from platform_assets.components.meltano import CHECK_NAME, ingestion_definitions
-from platform_assets.sample_company import generate
 from platform_assets.warehouse import warehouse_resource
 
 pytestmark = pytest.mark.integration

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
+from local_stack.sample_company import append_rows, generate
 from platform_assets import environment
 from platform_assets.components.meltano import CHECK_NAME, ingestion_definitions
-from platform_assets.sample_company import append_rows, generate
 from platform_assets.warehouse import connect_duckdb, warehouse_resource
 
 pytestmark = pytest.mark.integration

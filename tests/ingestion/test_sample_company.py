@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from platform_assets.sample_company import STREAMS, append_rows, generate, generate_salesforce_org
-from platform_assets.sample_company.landing import iter_existing_rows
+from local_stack.sample_company import STREAMS, append_rows, generate, generate_salesforce_org
+from local_stack.sample_company.landing import iter_existing_rows
 
 CONTRACT_COLUMNS = {
     "workspaces": "workspace_id, name, domain, industry, employee_count, country, plan, created_at, "

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from local_stack.sandbox.salesforce import SandboxHandle
 from platform_assets.clients.salesforce import SalesforceClient, SalesforceCredentials
-from platform_assets.sandbox.salesforce import SandboxHandle
 
 MANAGER_ID = "0058d0000000001AAA"
 

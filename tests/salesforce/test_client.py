@@ -12,13 +12,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sf_helpers import MANAGER_ID, credentials_for, fast_client, leads
 
+from local_stack.sandbox.salesforce import SandboxHandle
 from platform_assets.clients.salesforce import (
     SalesforceClient,
     SalesforceCredentials,
     SalesforceError,
     SalesforceUnavailable,
 )
-from platform_assets.sandbox.salesforce import SandboxHandle
 
 
 def test_client_credentials_flow_authenticates_and_reads_limits(client: SalesforceClient) -> None:

@@ -13,9 +13,9 @@ import pytest
 import requests
 from sf_helpers import MANAGER_ID, credentials_for, fast_client, leads
 
+from local_stack.sandbox.salesforce import SandboxHandle, admin, start_sandbox
+from local_stack.sandbox.salesforce.schema import checksum_suffix, normalize_id
 from platform_assets.clients.salesforce import SalesforceClient
-from platform_assets.sandbox.salesforce import SandboxHandle, admin, start_sandbox
-from platform_assets.sandbox.salesforce.schema import checksum_suffix, normalize_id
 
 
 def test_ids_are_18_char_with_key_prefix_and_case_safe_suffix(client: SalesforceClient) -> None:
@@ -238,7 +238,7 @@ def test_cli_serves_seeded_org_and_admin_endpoints(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "platform_assets.sandbox.salesforce",
+            "local_stack.sandbox.salesforce",
             "--port",
             str(port),
             "--db",
@@ -286,7 +286,7 @@ class socket_port:
 
 
 def test_sample_company_org_seeds_with_references_resolved(client: SalesforceClient, sandbox) -> None:
-    from platform_assets.sandbox.salesforce import sample_company_org
+    from local_stack.sandbox.salesforce import sample_company_org
 
     data = sample_company_org(0.2, 7)
     report = sandbox.seed(data)

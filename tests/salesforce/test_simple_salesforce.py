@@ -15,7 +15,7 @@ import pytest
 import requests
 from simple_salesforce import Salesforce
 
-from platform_assets.sandbox.salesforce import SandboxHandle, start_sandbox
+from local_stack.sandbox.salesforce import SandboxHandle, start_sandbox
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from sf_helpers import MANAGER_ID, credentials_for, fast_client, leads
 
+from local_stack.sandbox.salesforce import SandboxHandle
 from platform_assets.environment import MELTANO_PROJECT_DIR
-from platform_assets.sandbox.salesforce import SandboxHandle
 
 pytestmark = pytest.mark.integration
 TAP_DIR = MELTANO_PROJECT_DIR / "extractors" / "tap-salesforce-bulk"

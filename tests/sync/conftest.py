@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from local_stack.sandbox.salesforce import SandboxHandle, start_sandbox
 from platform_assets import environment
 from platform_assets.clients.salesforce import SalesforceClient, SalesforceCredentials
-from platform_assets.sandbox.salesforce import SandboxHandle, start_sandbox
 from platform_assets.sync.engine import SyncReport, SyncRun
 from platform_assets.sync.spec import SyncSpec
 from platform_assets.warehouse import DuckDBWarehouse, connect_duckdb

@@ -6,8 +6,8 @@ import dagster as dg
 import pytest
 from conftest import Warehouse, lead_spec
 
+from local_stack.sandbox.salesforce import SandboxHandle
 from platform_assets.components.salesforce_syncs import SalesforceResource, build_sync_asset
-from platform_assets.sandbox.salesforce import SandboxHandle
 
 MODEL_KEY = dg.AssetKey(["activation", "act_test_leads"])
 SYNC_KEY = dg.AssetKey(["salesforce", "test_leads"])

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from conftest import MANAGER_ID, Warehouse, fast_client, lead_spec
 
+from local_stack.sandbox.salesforce import SandboxHandle
 from platform_assets.clients.salesforce import (
     SalesforceClient,
     SalesforceCredentials,
     SalesforceError,
     SalesforceUnavailable,
 )
-from platform_assets.sandbox.salesforce import SandboxHandle
 from platform_assets.sync.engine import SyncMappingError, SyncReport, validate_mapping
 from platform_assets.sync.spec import load_sync_specs
 from platform_assets.sync.state import SyncStore

@@ -3,7 +3,7 @@
 The session starts `dagster dev` on a temp instance (temp PLATFORM_LOCAL_DIR and DAGSTER_HOME, free
 loopback ports), the sample company and both sandboxes, then drives Debian's Chromium through Playwright.
 Screenshots go to the session's scratch folder, and also to $PLATFORM_UI_SCREENSHOTS when it is set
-(`python -m platform_assets.devtools.screenshots` sets it to docs/screenshots).
+(`python -m local_stack.browser.screenshots` sets it to docs/screenshots).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from platform_assets.devtools import dagster_ui
-from platform_assets.devtools.chromium import LAUNCH_ARGS, ChromiumUnavailableError, ensure_chromium
+from local_stack.browser import dagster_ui
+from local_stack.browser.chromium import LAUNCH_ARGS, ChromiumUnavailableError, ensure_chromium
 
 SCREENSHOTS_ENV = "PLATFORM_UI_SCREENSHOTS"
 VIEWPORT = {"width": 1440, "height": 900}

@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from platform_assets.devtools import dagster_ui
+from local_stack.browser import dagster_ui
 
 pytestmark = pytest.mark.browser
 

@@ -1,5 +1,5 @@
 """A local Hightouch: a real HTTP server on loopback speaking the v1 REST API, whose runs read the local
-DuckDB warehouse and plan real differences. Start it with `python -m platform_assets.sandbox.hightouch`
+DuckDB warehouse and plan real differences. Start it with `python -m local_stack.sandbox.hightouch`
 or, in tests, `start_sandbox(...)`, which also hands back controls (faults, 429 bursts, deliveries).
 """
 
@@ -10,11 +10,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from local_stack.sandbox.hightouch.engine import Fault, FaultMode, SyncEngine
+from local_stack.sandbox.hightouch.server import SandboxServer
 from platform_assets import environment
-from platform_assets.sandbox.hightouch.engine import Fault, FaultMode, SyncEngine
-from platform_assets.sandbox.hightouch.server import SandboxServer
 
-DEFAULT_SYNCS_DIR = Path(__file__).resolve().parents[2] / "defs" / "activation" / "hightouch" / "syncs"
+DEFAULT_SYNCS_DIR = environment.PROJECT_ROOT / "platform_assets/defs/activation/hightouch/syncs"
 
 __all__ = ["DEFAULT_SYNCS_DIR", "HightouchSandbox", "start_sandbox"]
 
@@ -125,7 +125,7 @@ def start_sandbox(
     step_seconds: float = 0.2,
 ) -> HightouchSandbox:
     """Serve the sandbox on a background thread (port 0: any free port); seeded from `syncs_dir`."""
-    from platform_assets.sandbox.hightouch.state import SandboxState
+    from local_stack.sandbox.hightouch.state import SandboxState
 
     engine = SyncEngine(SandboxState(state_db), warehouse, step_seconds=step_seconds)
     engine.seed(syncs_dir)

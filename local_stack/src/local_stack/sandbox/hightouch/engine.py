@@ -18,9 +18,9 @@ from typing import Any, Literal
 
 import duckdb
 
+from local_stack.sandbox.hightouch.state import SandboxState, now_iso
 from platform_assets import environment
 from platform_assets.components.hightouch_syncs import load_sync_declarations
-from platform_assets.sandbox.hightouch.state import SandboxState, now_iso
 
 FaultMode = Literal["fail", "warn", "stall", "cancel", "interrupt"]
 FAULT_MODES: tuple[str, ...] = ("fail", "warn", "stall", "cancel", "interrupt")

@@ -4,7 +4,7 @@ Playwright's own browser download needs hosts this project cannot reach, so the 
 `chromium` package from Debian instead. Standard library only: `tasks.py` calls `ensure_chromium()`
 before `.venv` exists.
 
-    python -m platform_assets.devtools.chromium     install Chromium when it is missing, print its path
+    python -m local_stack.browser.chromium     install Chromium when it is missing, print its path
 """
 
 from __future__ import annotations

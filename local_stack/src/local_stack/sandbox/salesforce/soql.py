@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from platform_assets.sandbox.salesforce.schema import FieldSpec, ObjectSpec, find_object
+from local_stack.sandbox.salesforce.schema import FieldSpec, ObjectSpec, find_object
 
 
 class SoqlError(Exception):

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
-from platform_assets.sandbox.salesforce.schema import OBJECTS, ObjectSpec, find_object, normalize_id
-from platform_assets.sandbox.salesforce.soql import CompiledQuery, SoqlError, compile_soql
-from platform_assets.sandbox.salesforce.store import Org, Outcome, RecordError, format_number
+from local_stack.sandbox.salesforce.schema import OBJECTS, ObjectSpec, find_object, normalize_id
+from local_stack.sandbox.salesforce.soql import CompiledQuery, SoqlError, compile_soql
+from local_stack.sandbox.salesforce.store import Org, Outcome, RecordError, format_number
 
 log = logging.getLogger(__name__)
 

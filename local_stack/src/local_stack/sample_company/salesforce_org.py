@@ -31,7 +31,7 @@ import math
 import random
 from typing import Any
 
-from platform_assets.sample_company.model import DAY, END_EPOCH, FIRST_NAMES, LAST_NAMES, date_of, iter_cores
+from local_stack.sample_company.model import DAY, END_EPOCH, FIRST_NAMES, LAST_NAMES, date_of, iter_cores
 
 STAGES = ("Prospecting", "Qualification", "Proposal/Price Quote", "Negotiation/Review")
 LEAD_STATUSES = ("Open - Not Contacted", "Working - Contacted")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from platform_assets.sample_company.model import (
+from local_stack.sample_company.model import (
     DAY,
     DAY_STRINGS,
     END_EPOCH,

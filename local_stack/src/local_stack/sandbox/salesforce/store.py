@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from platform_assets.sandbox.salesforce.schema import (
+from local_stack.sandbox.salesforce.schema import (
     OBJECTS,
     SQL_TYPES,
     FieldSpec,
@@ -25,7 +25,7 @@ from platform_assets.sandbox.salesforce.schema import (
     normalize_id,
     object_of_id,
 )
-from platform_assets.sandbox.salesforce.soql import CompiledQuery, normalize_datetime
+from local_stack.sandbox.salesforce.soql import CompiledQuery, normalize_datetime
 
 _CHUNK = 500  # ids per IN (…) lookup
 AUDIT_FIELDS = ("CreatedDate", "LastModifiedDate", "SystemModstamp")

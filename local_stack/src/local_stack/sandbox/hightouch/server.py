@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from platform_assets.sandbox.hightouch.engine import FAULT_MODES, Fault, SyncEngine
-from platform_assets.sandbox.hightouch.state import RUN_COLUMNS
+from local_stack.sandbox.hightouch.engine import FAULT_MODES, Fault, SyncEngine
+from local_stack.sandbox.hightouch.state import RUN_COLUMNS
 
 _log = logging.getLogger(__name__)
 API = "/api/v1"

@@ -1,4 +1,4 @@
-"""`python -m platform_assets.sample_company [--scale S] [--seed N] [--landing-dir D] [--app-db-url URL]
+"""`python -m local_stack.sample_company [--scale S] [--seed N] [--landing-dir D] [--app-db-url URL]
 [--salesforce-seed PATH]`: write the sample company's landing files (and app database, Salesforce seed)."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ import sys
 import time
 from pathlib import Path
 
+from local_stack.sample_company import generate, generate_salesforce_org, write_app_db
 from platform_assets import environment
-from platform_assets.sample_company import generate, generate_salesforce_org, write_app_db
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m platform_assets.sample_company", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m local_stack.sample_company", description=__doc__)
     parser.add_argument("--scale", type=float, default=1.0, help="1 = ~300 workspaces, ~40k landing rows")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(

@@ -1,4 +1,4 @@
-"""`python -m platform_assets.sandbox.hightouch --port P --state-db PATH --warehouse PATH`
+"""`python -m local_stack.sandbox.hightouch --port P --state-db PATH --warehouse PATH`
 
 Serves the local Hightouch API on http://127.0.0.1:P/api/v1 until SIGINT/SIGTERM. Health check:
 GET http://127.0.0.1:P/health answers {"status": "ok", "syncs": N}.
@@ -14,14 +14,14 @@ import sys
 import threading
 from pathlib import Path
 
+from local_stack.sandbox.hightouch import DEFAULT_SYNCS_DIR, start_sandbox
 from platform_assets import environment
 from platform_assets.components.hightouch_syncs import HightouchSyncConfigError
-from platform_assets.sandbox.hightouch import DEFAULT_SYNCS_DIR, start_sandbox
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     env = environment.current()
-    parser = argparse.ArgumentParser(prog="python -m platform_assets.sandbox.hightouch", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m local_stack.sandbox.hightouch", description=__doc__)
     parser.add_argument(
         "--port",
         type=int,

@@ -11,8 +11,8 @@ from collections.abc import Iterable
 
 import psycopg2
 
-from platform_assets.sample_company.landing import STREAMS
-from platform_assets.sample_company.model import Core, iso, iter_cores
+from local_stack.sample_company.landing import STREAMS
+from local_stack.sample_company.model import Core, iso, iter_cores
 
 SCHEMA = "app"
 DDL = f"""

@@ -185,7 +185,7 @@ def sample_company_command(env: Mapping[str, str], scale: str, landing_dir: Path
     return [
         VENV_BIN / "python",
         "-m",
-        "platform_assets.sample_company",
+        "local_stack.sample_company",
         "--scale",
         scale,
         "--seed",
@@ -218,7 +218,7 @@ def sandboxes(env: Mapping[str, str], log_dir: Path) -> Iterator[None]:
     }  # fmt: skip
     with contextlib.ExitStack() as stack:
         for name, (health, args) in servers.items():
-            command = [VENV_BIN / "python", "-m", f"platform_assets.sandbox.{name}", *args]
+            command = [VENV_BIN / "python", "-m", f"local_stack.sandbox.{name}", *args]
             process, log_path = stack.enter_context(process_group(f"sandbox_{name}", command, env, log_dir))
             wait_for_http(health, process, log_path, seconds=60)
         yield

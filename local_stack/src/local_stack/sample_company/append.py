@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from platform_assets.sample_company.landing import (
+from local_stack.sample_company.landing import (
     CHANNELS,
     EVENT_TYPES,
     PAYMENT_METHODS,
@@ -24,7 +24,7 @@ from platform_assets.sample_company.landing import (
     StreamSpec,
     iter_existing_rows,
 )
-from platform_assets.sample_company.model import (
+from local_stack.sample_company.model import (
     DAY,
     END_EPOCH,
     FIRST_NAMES,
@@ -217,7 +217,7 @@ def _parents(landing_dir: Path, stream: str) -> list[dict[str, str]]:
     if not rows:
         raise ValueError(
             f"cannot append to '{stream}': it references '{parent_stream}', which has no rows in "
-            f"{landing_dir / parent_stream}; run `python -m platform_assets.sample_company` first"
+            f"{landing_dir / parent_stream}; run `python -m local_stack.sample_company` first"
         )
     return rows
 

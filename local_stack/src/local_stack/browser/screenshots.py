@@ -1,6 +1,6 @@
 """Regenerate docs/screenshots/*.png by running the browser tests, which take them as they go.
 
-    python -m platform_assets.devtools.screenshots [extra pytest arguments]
+    python -m local_stack.browser.screenshots [extra pytest arguments]
 
 Installs Debian's Chromium first when it is missing, then runs `pytest tests/ui -m browser` with
 PLATFORM_UI_SCREENSHOTS pointing at docs/screenshots. A screenshot is only published from a passing step
@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 
-from platform_assets.devtools.chromium import ChromiumUnavailableError, ensure_chromium
+from local_stack.browser.chromium import ChromiumUnavailableError, ensure_chromium
 from platform_assets.environment import PROJECT_ROOT
 
 SCREENSHOTS_DIR = PROJECT_ROOT / "docs" / "screenshots"

@@ -1,6 +1,6 @@
 """A local Salesforce org on loopback: OAuth, REST, Bulk API 2.0 ingest and query, with fault injection.
 
-Run it:   python -m platform_assets.sandbox.salesforce --port 8791 --db .local/sandbox/salesforce.sqlite
+Run it:   python -m local_stack.sandbox.salesforce --port 8791 --db .local/sandbox/salesforce.sqlite
 Use it in tests:
 
     with start_sandbox(db_path=tmp_path / "org.sqlite") as sandbox:
@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from platform_assets.environment import SANDBOX_SALESFORCE_CLIENT_ID, SANDBOX_SALESFORCE_CLIENT_SECRET
-from platform_assets.sandbox.salesforce.server import (
+from local_stack.sandbox.salesforce.server import (
     DEFAULT_DAILY_API_LIMIT,
     Sandbox,
     make_server,
     seed,
 )
+from platform_assets.environment import SANDBOX_SALESFORCE_CLIENT_ID, SANDBOX_SALESFORCE_CLIENT_SECRET
 
 __all__ = ["SandboxHandle", "sample_company_org", "start_sandbox"]
 
@@ -159,7 +159,7 @@ def start_sandbox(
 
 def sample_company_org(scale: float, seed_value: int) -> dict[str, list[dict[str, Any]]]:
     """The sample company's Salesforce org (users, accounts, contacts, leads, …) from its generator."""
-    from platform_assets import sample_company
+    from local_stack import sample_company
 
     return sample_company.generate_salesforce_org(scale, seed_value)
 

@@ -1,4 +1,4 @@
-"""python -m platform_assets.sandbox.salesforce --port P --db PATH [--seed-json FILE | --seed-scale N]"""
+"""python -m local_stack.sandbox.salesforce --port P --db PATH [--seed-json FILE | --seed-scale N]"""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ import sys
 import threading
 from pathlib import Path
 
+from local_stack.sandbox.salesforce import sample_company_org, start_sandbox
+from local_stack.sandbox.salesforce.schema import OBJECTS
+from local_stack.sandbox.salesforce.server import ApiError
 from platform_assets import environment
-from platform_assets.sandbox.salesforce import sample_company_org, start_sandbox
-from platform_assets.sandbox.salesforce.schema import OBJECTS
-from platform_assets.sandbox.salesforce.server import ApiError
 
 
 def main(argv: list[str] | None = None) -> int:
     env = environment.current()
-    parser = argparse.ArgumentParser(prog="python -m platform_assets.sandbox.salesforce", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m local_stack.sandbox.salesforce", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument(
         "--port",

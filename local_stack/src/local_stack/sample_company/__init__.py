@@ -7,14 +7,14 @@ rows are streamed to disk, so scales of millions of rows run in constant memory.
 - `append_rows(landing_dir, stream, n, seed, file=None)`: n new rows as a new drop or onto an existing file.
 - `write_app_db(url, scale, seed)`: PostgreSQL schema `app` (workspaces, users, subscriptions).
 - `generate_salesforce_org(scale, seed)`: the Salesforce org's starting records (reference convention in
-  `platform_assets.sample_company.salesforce_org`).
+  `local_stack.sample_company.salesforce_org`).
 
-Command line: `python -m platform_assets.sample_company --help`.
+Command line: `python -m local_stack.sample_company --help`.
 """
 
-from platform_assets.sample_company.app_db import write_app_db
-from platform_assets.sample_company.append import append_rows
-from platform_assets.sample_company.landing import STREAMS, generate
-from platform_assets.sample_company.salesforce_org import generate_salesforce_org
+from local_stack.sample_company.app_db import write_app_db
+from local_stack.sample_company.append import append_rows
+from local_stack.sample_company.landing import STREAMS, generate
+from local_stack.sample_company.salesforce_org import generate_salesforce_org
 
 __all__ = ["STREAMS", "append_rows", "generate", "generate_salesforce_org", "write_app_db"]
