@@ -28,7 +28,7 @@ from local_stack.sample_company import append_rows, generate  # noqa: E402
 from platform_assets import environment  # noqa: E402
 from platform_assets.components.meltano import ingestion_definitions  # noqa: E402
 from platform_assets.integrations.meltano.runner import build_env  # noqa: E402
-from platform_assets.warehouse import warehouse_resource  # noqa: E402
+from platform_assets.resources import warehouse_resource  # noqa: E402
 
 SOURCES = ROOT / "platform_assets" / "defs" / "ingestion" / "sources.yaml"
 KEY = dg.AssetKey(["raw", "landing", "usage_events"])

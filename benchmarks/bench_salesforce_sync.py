@@ -50,8 +50,8 @@ MAPPING = {
 
 def build_model(db: Path, rows: int, changed_share: float, spec) -> int:
     """A 1M-row leads model, state as if all rows were synced, then `changed_share` of rows edited."""
-    from platform_assets.sync.changes import ModelRelation, row_hash_sql
-    from platform_assets.sync.state import SyncStore
+    from platform_assets.integrations.salesforce.changes import ModelRelation, row_hash_sql
+    from platform_assets.integrations.salesforce.sync_state import SyncStore
     from platform_assets.warehouse import DuckDBWarehouse, connect_duckdb
 
     connection = connect_duckdb(db)
@@ -89,7 +89,7 @@ def build_model(db: Path, rows: int, changed_share: float, spec) -> int:
 
 
 def bench_detection(db: Path, spec, repeat: int, rows: int) -> tuple[float, float, int]:
-    from platform_assets.sync.changes import detect_changes, resolve_model
+    from platform_assets.integrations.salesforce.changes import detect_changes, resolve_model
     from platform_assets.warehouse import DuckDBWarehouse
 
     warehouse = DuckDBWarehouse(path=str(db))
@@ -107,7 +107,7 @@ def bench_detection(db: Path, spec, repeat: int, rows: int) -> tuple[float, floa
 
 def changed_records(db: Path, every: int) -> list[dict[str, str]]:
     """The changed rows as simple-salesforce records (strings, the same wire format)."""
-    from platform_assets.sync.engine import wire_value
+    from platform_assets.integrations.salesforce.sync_engine import wire_value
     from platform_assets.warehouse import connect_duckdb
 
     connection = connect_duckdb(db, read_only=True)
@@ -189,10 +189,10 @@ def main() -> int:
     os.environ["PLATFORM_LOCAL_DIR"] = str(workdir)
     from simple_salesforce import Salesforce
 
-    from platform_assets.clients.salesforce import SalesforceClient, SalesforceCredentials
     from platform_assets.environment import SANDBOX_SALESFORCE_CLIENT_ID, SANDBOX_SALESFORCE_CLIENT_SECRET
-    from platform_assets.sync.engine import SyncRun
-    from platform_assets.sync.spec import SyncSpec
+    from platform_assets.integrations.salesforce.client import SalesforceClient, SalesforceCredentials
+    from platform_assets.integrations.salesforce.sync_engine import SalesforceSyncRun
+    from platform_assets.integrations.salesforce.sync_spec import SyncSpec
     from platform_assets.warehouse import DuckDBWarehouse
 
     spec = SyncSpec(
@@ -264,7 +264,7 @@ def main() -> int:
 
             calls_before = sandbox.total_calls()
             started = time.perf_counter()
-            report = SyncRun(
+            report = SalesforceSyncRun(
                 spec,
                 DuckDBWarehouse(path=str(db)),
                 client,

@@ -8,7 +8,7 @@ import dagster as dg
 
 from platform_assets import environment
 from platform_assets.automation import apply_platform_policy
-from platform_assets.warehouse import warehouse_resource
+from platform_assets.resources import warehouse_resource
 
 # The main job: one full platform cycle — ingestion, every dbt domain, then the syncs — in lineage order.
 platform_cycle = dg.define_asset_job(

@@ -17,8 +17,6 @@ from typing import Any, Literal, Protocol
 import dagster as dg
 import duckdb
 
-from platform_assets import environment
-
 Dialect = Literal["duckdb", "snowflake"]
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,254}$")
 
@@ -155,18 +153,3 @@ class Warehouse(Protocol):
     def dialect(self) -> Dialect: ...
 
     def session(self, read_only: bool = False) -> AbstractContextManager[_CursorSession]: ...
-
-
-def warehouse_resource(env: environment.PlatformEnvironment | None = None) -> Warehouse:
-    """The warehouse resource for the current environment; secrets stay behind `dg.EnvVar`."""
-    env = env or environment.current()
-    if env.is_local:
-        return DuckDBWarehouse(path=str(env.duckdb_path))
-    return SnowflakeWarehouse(
-        account=dg.EnvVar("SNOWFLAKE_ACCOUNT"),
-        user=dg.EnvVar("SNOWFLAKE_USER"),
-        password=dg.EnvVar("SNOWFLAKE_PASSWORD"),
-        role=dg.EnvVar("SNOWFLAKE_ROLE"),
-        warehouse=dg.EnvVar("SNOWFLAKE_WAREHOUSE"),
-        database=dg.EnvVar("SNOWFLAKE_DATABASE"),
-    )

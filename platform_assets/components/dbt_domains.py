@@ -12,11 +12,8 @@ checks, blocking where the dbt test's severity is `error` (the activation models
 severity mechanism, so dbt and Dagster agree on what stops a sync.
 """
 
-import json
-import os
 import sys
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,74 +21,11 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
-from platform_assets import environment
+from platform_assets import dbt_manifest, environment
+from platform_assets.dbt_manifest import PREPARE_COMMAND, DbtManifestError
+from platform_assets.resources import dbt_resource
 
-PREPARE_COMMAND = "python -m platform_assets.components.dbt_domains"
 APP_DB_TAG = "app_db"
-TARGET_BY_MODE = {
-    environment.Mode.LOCAL: "local",
-    environment.Mode.CI: "ci",
-    environment.Mode.PROD: "prod",
-}
-
-
-class DbtManifestError(RuntimeError):
-    """The prepared manifest is missing or does not describe the domains consistently."""
-
-
-class PlatformDbtCliResource(DbtCliResource):
-    """dbt CLI with the platform environment: target, DuckDB path and schema prefix.
-
-    profiles.yml and generate_schema_name read PLATFORM_DUCKDB_PATH and PLATFORM_SCHEMA_PREFIX; dagster-dbt
-    hands dbt this process's environment, so they are exported for the duration of each invocation's start
-    (the dbt subprocess and dagster-dbt's in-process adapter both read them then).
-    """
-
-    duckdb_path: str | None = None
-    schema_prefix: str = ""
-
-    def cli(self, args: Sequence[str], **kwargs: Any):  # type: ignore[override]
-        with _exported(
-            {"PLATFORM_DUCKDB_PATH": self.duckdb_path, "PLATFORM_SCHEMA_PREFIX": self.schema_prefix}
-        ):
-            return super().cli(args, **kwargs)
-
-
-@contextmanager
-def _exported(variables: Mapping[str, str | None]) -> Iterator[None]:
-    previous = {name: os.environ.get(name) for name in variables}
-    try:
-        for name, value in variables.items():
-            if value is not None:
-                os.environ[name] = value
-        yield
-    finally:
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-def dbt_resource(
-    project_dir: Path, env: environment.PlatformEnvironment | None = None
-) -> PlatformDbtCliResource:
-    """The `dbt` resource for an environment (default: the current one)."""
-    env = env or environment.current()
-    return PlatformDbtCliResource(
-        project_dir=os.fspath(project_dir),
-        dbt_executable=_dbt_executable(),
-        profiles_dir=os.fspath(project_dir),
-        target=TARGET_BY_MODE[env.mode],
-        duckdb_path=os.fspath(env.duckdb_path) if env.is_local else None,
-        schema_prefix=env.schema_prefix,
-    )
-
-
-def _dbt_executable() -> str:
-    """dbt from this interpreter's environment (the venv need not be on PATH), else from PATH."""
-    beside_python = Path(sys.executable).parent / "dbt"
-    return os.fspath(beside_python) if beside_python.exists() else "dbt"
 
 
 @dataclass(frozen=True)
@@ -123,8 +57,7 @@ class PlatformDbtTranslator(DagsterDbtTranslator):
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source":
             return super().get_asset_key(dbt_resource_props)
-        schema = dbt_resource_props["config"].get("schema") or dbt_resource_props["schema"]
-        return dg.AssetKey([schema, dbt_resource_props["name"]])
+        return dbt_manifest.model_asset_key(dbt_resource_props)
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         domain = self._domain_by_model.get(dbt_resource_props["unique_id"])
@@ -140,30 +73,14 @@ class PlatformDbtTranslator(DagsterDbtTranslator):
         return {**super().get_tags(dbt_resource_props), "layer": "transformation"}
 
 
-def check_adapter(
-    manifest: Mapping[str, Any], env: environment.PlatformEnvironment, manifest_path: Path
-) -> None:
+def check_adapter(manifest: dbt_manifest.DbtManifest, env: environment.PlatformEnvironment) -> None:
     """A manifest prepared for another warehouse would show wrong kinds and relation names: refuse it."""
     expected = "duckdb" if env.is_local else "snowflake"
-    prepared_for = manifest.get("metadata", {}).get("adapter_type")
-    if prepared_for != expected:
+    if manifest.adapter_type != expected:
         raise DbtManifestError(
-            f"{manifest_path} was prepared for {prepared_for}, but PLATFORM_ENV={env.mode} runs dbt on "
-            f"{expected}. Prepare the manifest in this environment: `{PREPARE_COMMAND}`."
+            f"{manifest.path} was prepared for {manifest.adapter_type}, but PLATFORM_ENV={env.mode} runs dbt "
+            f"on {expected}. Prepare the manifest in this environment: `{PREPARE_COMMAND}`."
         )
-
-
-def load_manifest(project: DbtProject) -> dict[str, Any]:
-    """The prepared manifest; a missing one fails load with the command that prepares it."""
-    try:
-        with open(project.manifest_path, "rb") as manifest_file:
-            return json.load(manifest_file)
-    except FileNotFoundError:
-        raise DbtManifestError(
-            f"The dbt manifest {project.manifest_path} does not exist, so the dbt assets cannot be loaded. "
-            f"Prepare it once after checkout and after every dbt change: `{PREPARE_COMMAND}` "
-            "(runs `dbt parse`)."
-        ) from None
 
 
 class DomainDecl(dg.Model):
@@ -306,8 +223,9 @@ class DbtDomainsComponent(dg.Component, dg.Model, dg.Resolvable):
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         env = environment.current()
         project = DbtProject(context.project_root / self.project_dir)
-        manifest = load_manifest(project)
-        check_adapter(manifest, env, project.manifest_path)
+        prepared = dbt_manifest.read(Path(project.manifest_path))
+        check_adapter(prepared, env)
+        manifest = prepared.document
         domains = resolve_domains(manifest, self.domains, project.manifest_path)
         unknown = sorted(set(self.run_first) - {domain.name for domain in domains})
         if unknown:

@@ -5,8 +5,9 @@
     attributes:
       syncs_dir: syncs
 
-Each asset depends on its dbt model ["activation", <model>], sends only the rows that changed since the
-last confirmed sync (platform_assets.sync), and carries a non-blocking `no_failed_records` check.
+Each asset depends on its dbt model (its asset key from the prepared manifest), sends only the rows that
+changed since the last confirmed sync (platform_assets.integrations.salesforce), and carries a non-blocking
+`no_failed_records` check.
 
 Concurrency: an asset has one pool. Locally the sync state lives in the single-writer DuckDB file, so
 syncs use the `warehouse` pool (limit 1), which also serialises their Salesforce calls. In ci/prod the
@@ -14,80 +15,21 @@ warehouse is Snowflake (many writers), so the binding limit is the org's Bulk AP
 `salesforce_api` pool there. `sync_pool()` is the one place that decides.
 """
 
-import os  # no `from __future__ import annotations`: Dagster reads the config annotation at runtime
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
-from platform_assets import environment
-from platform_assets.clients.salesforce import SalesforceClient, SalesforceCredentials
-from platform_assets.sync.engine import SyncIncomplete, SyncReport, SyncRun
-from platform_assets.sync.spec import SyncSpec, load_sync_specs, read_manifest
-from platform_assets.sync.state import CHANGE_TYPES, SyncStore
+from platform_assets import dbt_manifest, environment
+from platform_assets.dbt_manifest import DbtModel, resolve_model
+from platform_assets.integrations.salesforce.sync_engine import SalesforceSyncRun, SyncIncomplete, SyncReport
+from platform_assets.integrations.salesforce.sync_spec import SyncSpec, load_sync_specs
+from platform_assets.integrations.salesforce.sync_state import CHANGE_TYPES, SyncStore
+from platform_assets.resources import salesforce_resource
 
 SYNC_STATE_SCHEMA = "platform_sync"
-MODEL_SCHEMA = "activation"
 CHECK_NAME = "no_failed_records"
-DEFAULT_MANIFEST = environment.DBT_PROJECT_DIR / "target" / "manifest.json"
-
-
-class SalesforceResource(dg.ConfigurableResource):
-    """Builds the Salesforce client. Secrets arrive through dg.EnvVar and are never logged."""
-
-    login_url: str
-    client_id: str
-    client_secret: str | None = None
-    username: str | None = None
-    private_key: str | None = None
-    api_version: str = "v62.0"
-    max_attempts: int = 8
-    backoff_initial: float = 0.5
-    backoff_max: float = 30.0
-    poll_interval: float = 0.5
-    timeout: float = 60.0
-
-    def get_client(self) -> SalesforceClient:
-        credentials = SalesforceCredentials(
-            login_url=self.login_url,
-            client_id=self.client_id,
-            client_secret=self.client_secret,
-            username=self.username,
-            private_key=self.private_key,
-            api_version=self.api_version,
-        )
-        return SalesforceClient(
-            credentials,
-            max_attempts=self.max_attempts,
-            backoff_initial=self.backoff_initial,
-            backoff_max=self.backoff_max,
-            poll_interval=self.poll_interval,
-            timeout=self.timeout,
-        )
-
-
-def salesforce_resource(env: environment.PlatformEnvironment | None = None) -> SalesforceResource:
-    """Local: the sandbox with its constant client. ci/prod: env vars (client credentials or JWT)."""
-    env = env or environment.current()
-    if env.is_local:
-        return SalesforceResource(
-            login_url=env.salesforce_login_url,
-            client_id=environment.SANDBOX_SALESFORCE_CLIENT_ID,
-            client_secret=environment.SANDBOX_SALESFORCE_CLIENT_SECRET,
-        )
-    if os.environ.get("SALESFORCE_PRIVATE_KEY"):
-        return SalesforceResource(
-            login_url=dg.EnvVar("SALESFORCE_LOGIN_URL"),
-            client_id=dg.EnvVar("SALESFORCE_CLIENT_ID"),
-            username=dg.EnvVar("SALESFORCE_USERNAME"),
-            private_key=dg.EnvVar("SALESFORCE_PRIVATE_KEY"),
-        )
-    return SalesforceResource(
-        login_url=dg.EnvVar("SALESFORCE_LOGIN_URL"),
-        client_id=dg.EnvVar("SALESFORCE_CLIENT_ID"),
-        client_secret=dg.EnvVar("SALESFORCE_CLIENT_SECRET"),
-    )
 
 
 def sync_pool(env: environment.PlatformEnvironment | None = None) -> str:
@@ -200,10 +142,11 @@ def failures_check(store: SyncStore, spec: SyncSpec) -> dg.AssetCheckResult:
 # ------------------------------------------------------------------------------ assets
 
 
-def build_sync_asset(spec: SyncSpec, pool: str, model_check_names: Sequence[str] = ()) -> dg.AssetsDefinition:
-    """The sync's asset; `model_check_names` are its model's blocking checks, consulted before sending."""
+def build_sync_asset(spec: SyncSpec, model: DbtModel, pool: str) -> dg.AssetsDefinition:
+    """The sync's asset; the model's blocking checks are consulted before sending."""
     key = dg.AssetKey(spec.asset_key)
-    model_key = dg.AssetKey(spec.model_asset_key)
+    model_key = model.asset_key
+    model_check_names = model.blocking_tests
     static_metadata: dict[str, Any] = {
         "salesforce_object": spec.object,
         "mode": spec.mode,
@@ -250,12 +193,12 @@ def build_sync_asset(spec: SyncSpec, pool: str, model_check_names: Sequence[str]
             )
         env = environment.current()
         store = SyncStore(context.resources.warehouse, env.schema(SYNC_STATE_SCHEMA))
-        run = SyncRun(
+        run = SalesforceSyncRun(
             spec=spec,
             warehouse=context.resources.warehouse,
             client=context.resources.salesforce.get_client(),
             sync_schema=env.schema(SYNC_STATE_SCHEMA),
-            model_schema=env.schema(MODEL_SCHEMA),
+            model_schema=env.schema(model.schema),
             run_id=context.run.run_id,
             full_resync=config.full_resync,
             recovery_timeout=config.recovery_timeout_seconds,
@@ -279,15 +222,16 @@ class SalesforceSyncsComponent(dg.Component, dg.Model, dg.Resolvable):
     syncs_dir: str = "syncs"
     """Folder (relative to this defs.yaml) holding one YAML document per sync."""
     dbt_manifest_path: str | None = None
-    """Prepared dbt manifest used to check model names at load; default dbt_project/target/manifest.json.
-    When it has not been prepared, model names are checked at run time instead."""
+    """The prepared dbt manifest that resolves each model to its asset key and blocking tests; default
+    dbt_project/target/manifest.json. Where it is not prepared, models must be written `schema.name`."""
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        manifest = read_manifest(Path(self.dbt_manifest_path) if self.dbt_manifest_path else DEFAULT_MANIFEST)
-        specs = load_sync_specs(context.path / self.syncs_dir, manifest.models if manifest else None)
-        tests = manifest.blocking_tests if manifest else {}
+        manifest = dbt_manifest.read_if_prepared(
+            Path(self.dbt_manifest_path) if self.dbt_manifest_path else dbt_manifest.DEFAULT_MANIFEST_PATH
+        )
+        specs = load_sync_specs(context.path / self.syncs_dir, manifest)
         pool = sync_pool()
         return dg.Definitions(
-            assets=[build_sync_asset(spec, pool, tests.get(spec.model, [])) for spec in specs],
+            assets=[build_sync_asset(spec, resolve_model(spec.model, manifest), pool) for spec in specs],
             resources={"salesforce": salesforce_resource()},
         )

@@ -83,12 +83,11 @@ def sandbox(
 
 @pytest.fixture
 def build_component_defs(tmp_path: Path):
-    """Build the component's Definitions for the repo's sync YAML, with quick polling (no dbt manifest)."""
+    """Build the component's Definitions for the repo's sync YAML, with quick polling."""
 
     def build(**attributes: object) -> dg.Definitions:
         settings: dict[str, object] = {
             "syncs_dir": str(DEFAULT_SYNCS_DIR),
-            "dbt_manifest_path": str(tmp_path / "no-manifest.json"),
             "poll_interval_seconds": 0.02,
             "backoff_initial_seconds": 0.01,
             **attributes,

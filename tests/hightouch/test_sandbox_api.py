@@ -9,7 +9,12 @@ import pytest
 import requests
 
 from local_stack.sandbox.hightouch import DEFAULT_SYNCS_DIR, HightouchSandbox, start_sandbox
-from platform_assets.clients.hightouch import HightouchApiError, HightouchClient, HightouchRunTimeout, SyncRun
+from platform_assets.integrations.hightouch.client import (
+    HightouchApiError,
+    HightouchClient,
+    HightouchRun,
+    HightouchRunTimeout,
+)
 
 TRIAL = "trial-nurture-braze"
 EXPANSION = "expansion-accounts-google-ads"
@@ -19,7 +24,7 @@ def client_for(sandbox: HightouchSandbox, **options) -> HightouchClient:
     return HightouchClient(sandbox.api_base_url, sandbox.api_key, backoff_initial_seconds=0.01, **options)
 
 
-def run_to_end(client: HightouchClient, slug: str, full_resync: bool = False) -> SyncRun:
+def run_to_end(client: HightouchClient, slug: str, full_resync: bool = False) -> HightouchRun:
     sync_id = client.find_sync(slug=slug)["id"]
     run_id = client.trigger_sync(sync_id=sync_id, full_resync=full_resync)
     return client.wait_for_run(sync_id, run_id, poll_interval_seconds=0.02, timeout_seconds=30)

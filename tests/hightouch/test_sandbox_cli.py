@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from platform_assets import environment
-from platform_assets.clients.hightouch import HightouchClient
+from platform_assets.integrations.hightouch.client import HightouchClient
 
 
 def free_port() -> int:

@@ -9,13 +9,11 @@ import dagster as dg
 import pytest
 
 from local_stack.sandbox.hightouch import DEFAULT_SYNCS_DIR
-from platform_assets import environment
-from platform_assets.components.hightouch_syncs import (
-    HightouchSyncConfigError,
-    HightouchSyncsComponent,
-    hightouch_resource,
-    load_sync_declarations,
-)
+from platform_assets import dbt_manifest, environment
+from platform_assets.components.hightouch_syncs import HightouchSyncsComponent
+from platform_assets.dbt_manifest import DbtManifest
+from platform_assets.integrations.hightouch.sync_spec import HightouchSyncConfigError, load_sync_declarations
+from platform_assets.resources import hightouch_resource
 
 VALID = """\
 sync_slug: {slug}
@@ -39,9 +37,7 @@ def specs_by_key(defs: dg.Definitions) -> dict[dg.AssetKey, dg.AssetSpec]:
 
 
 def test_repo_syncs_become_activation_assets_depending_on_marketing_audiences(tmp_path: Path, local_env):
-    component = HightouchSyncsComponent(
-        syncs_dir=str(DEFAULT_SYNCS_DIR), dbt_manifest_path=str(tmp_path / "absent.json")
-    )
+    component = HightouchSyncsComponent(syncs_dir=str(DEFAULT_SYNCS_DIR))
     specs = specs_by_key(dg.build_defs_for_component(component))
 
     trial = specs[dg.AssetKey(["hightouch", "trial_nurture_braze"])]
@@ -70,19 +66,18 @@ def test_repo_defs_yaml_loads_through_the_dg_project(local_env):
 
 
 def test_sync_assets_run_in_the_warehouse_pool(tmp_path: Path, local_env):
-    component = HightouchSyncsComponent(
-        syncs_dir=str(DEFAULT_SYNCS_DIR), dbt_manifest_path=str(tmp_path / "absent.json")
-    )
+    component = HightouchSyncsComponent(syncs_dir=str(DEFAULT_SYNCS_DIR))
     for assets in dg.build_defs_for_component(component).assets:
         assert {node.pool for node in [assets.node_def]} == {"warehouse"}
 
 
-def test_model_names_resolve_to_schema_keys_by_prefix_or_explicit_schema(tmp_path: Path):
+def test_model_names_resolve_to_schema_keys_by_explicit_schema_without_a_manifest(tmp_path: Path):
     folder = tmp_path / "syncs"
     write(
         folder,
         "a",
-        VALID.format(slug="a", model="fin_mrr") + "also_reads: [sales.pipeline_view, stg_users]\n",
+        VALID.format(slug="a", model="finance.fin_mrr")
+        + "also_reads: [sales.pipeline_view, staging.stg_users]\n",
     )
     (sync,) = load_sync_declarations(folder)
     assert sync.model.asset_key == dg.AssetKey(["finance", "fin_mrr"])
@@ -92,18 +87,39 @@ def test_model_names_resolve_to_schema_keys_by_prefix_or_explicit_schema(tmp_pat
     ]
 
 
+def test_bare_model_names_resolve_through_the_manifest(tmp_path: Path):
+    nodes = {
+        f"model.p.{name}": {
+            "resource_type": "model",
+            "name": name,
+            "schema": "x",
+            "config": {"schema": schema},
+        }
+        for name, schema in (("fin_mrr", "finance"), ("pipeline_view", "sales"))
+    }
+    manifest = DbtManifest(tmp_path / "manifest.json", {"nodes": nodes})
+    write(
+        tmp_path / "syncs",
+        "a",
+        VALID.format(slug="a", model="fin_mrr") + "also_reads: [sales.pipeline_view]\n",
+    )
+    (sync,) = load_sync_declarations(tmp_path / "syncs", manifest)
+    assert sync.model.asset_key == dg.AssetKey(["finance", "fin_mrr"])
+    assert [ref.asset_key for ref in sync.also_reads] == [dg.AssetKey(["sales", "pipeline_view"])]
+
+
 def test_manifest_gives_the_schema_of_a_model_without_a_known_prefix(tmp_path: Path):
-    manifest = tmp_path / "manifest.json"
+    manifest_path = tmp_path / "manifest.json"
     node = {"resource_type": "model", "name": "trial_users", "config": {"schema": "marketing"}, "fqn": []}
-    manifest.write_text(json.dumps({"nodes": {"model.platform.trial_users": node}}))
+    manifest_path.write_text(json.dumps({"nodes": {"model.platform.trial_users": node}}))
+    manifest = dbt_manifest.read(manifest_path)
     write(tmp_path / "syncs", "a", VALID.format(slug="a", model="trial_users"))
     (sync,) = load_sync_declarations(tmp_path / "syncs", manifest)
     assert sync.model.asset_key == dg.AssetKey(["marketing", "trial_users"])
 
 
 def test_model_missing_from_manifest_fails_naming_file_and_key(tmp_path: Path):
-    manifest = tmp_path / "manifest.json"
-    manifest.write_text(json.dumps({"nodes": {}}))
+    manifest = DbtManifest(tmp_path / "manifest.json", {"nodes": {}})
     path = write(tmp_path / "syncs", "a", VALID.format(slug="a", model="mkt_audience_typo"))
     with pytest.raises(HightouchSyncConfigError) as error:
         load_sync_declarations(tmp_path / "syncs", manifest)
@@ -120,7 +136,7 @@ def test_unresolvable_model_name_fails_naming_file_and_key(tmp_path: Path):
 
 
 def test_missing_destination_kind_fails_naming_file_and_key(tmp_path: Path):
-    text = VALID.format(slug="a", model="mkt_x").replace("  kind: customer_io\n", "")
+    text = VALID.format(slug="a", model="marketing.mkt_x").replace("  kind: customer_io\n", "")
     path = write(tmp_path / "syncs", "a", text)
     with pytest.raises(HightouchSyncConfigError, match=r"key 'destination\.kind'") as error:
         load_sync_declarations(tmp_path / "syncs")
@@ -128,26 +144,28 @@ def test_missing_destination_kind_fails_naming_file_and_key(tmp_path: Path):
 
 
 def test_misspelt_key_fails_naming_it(tmp_path: Path):
-    write(tmp_path / "syncs", "a", VALID.format(slug="a", model="mkt_x") + "on_warnings: fail\n")
+    write(tmp_path / "syncs", "a", VALID.format(slug="a", model="marketing.mkt_x") + "on_warnings: fail\n")
     with pytest.raises(HightouchSyncConfigError, match="key 'on_warnings'"):
         load_sync_declarations(tmp_path / "syncs")
 
 
 def test_sync_needs_an_id_or_slug(tmp_path: Path):
-    write(tmp_path / "syncs", "a", VALID.format(slug="a", model="mkt_x").replace("sync_slug: a\n", ""))
+    write(
+        tmp_path / "syncs", "a", VALID.format(slug="a", model="marketing.mkt_x").replace("sync_slug: a\n", "")
+    )
     with pytest.raises(HightouchSyncConfigError, match="sync_id' or 'sync_slug"):
         load_sync_declarations(tmp_path / "syncs")
 
 
 def test_non_numeric_sync_id_is_refused(tmp_path: Path):
-    write(tmp_path / "syncs", "a", VALID.format(slug="a", model="mkt_x") + "sync_id: abc\n")
+    write(tmp_path / "syncs", "a", VALID.format(slug="a", model="marketing.mkt_x") + "sync_id: abc\n")
     with pytest.raises(HightouchSyncConfigError, match="key 'sync_id'"):
         load_sync_declarations(tmp_path / "syncs")
 
 
 def test_two_syncs_with_one_slug_fail_naming_both_files(tmp_path: Path):
-    first = write(tmp_path / "syncs", "a", VALID.format(slug="same", model="mkt_x"))
-    second = write(tmp_path / "syncs", "b", VALID.format(slug="same", model="mkt_y"))
+    first = write(tmp_path / "syncs", "a", VALID.format(slug="same", model="marketing.mkt_x"))
+    second = write(tmp_path / "syncs", "b", VALID.format(slug="same", model="marketing.mkt_y"))
     with pytest.raises(HightouchSyncConfigError, match="key 'sync_slug'") as error:
         load_sync_declarations(tmp_path / "syncs")
     assert str(first) in str(error.value) and str(second) in str(error.value)
@@ -157,14 +175,18 @@ def test_file_with_two_documents_is_refused(tmp_path: Path):
     write(
         tmp_path / "syncs",
         "a",
-        VALID.format(slug="a", model="mkt_x") + "---\n" + VALID.format(slug="b", model="mkt_y"),
+        VALID.format(slug="a", model="marketing.mkt_x")
+        + "---\n"
+        + VALID.format(slug="b", model="marketing.mkt_y"),
     )
     with pytest.raises(HightouchSyncConfigError, match="one sync per file"):
         load_sync_declarations(tmp_path / "syncs")
 
 
 def test_invalid_owner_fails_at_load_naming_the_file(tmp_path: Path, local_env):
-    path = write(tmp_path / "syncs", "a", VALID.format(slug="a", model="mkt_x") + "owners: [marketing]\n")
+    path = write(
+        tmp_path / "syncs", "a", VALID.format(slug="a", model="marketing.mkt_x") + "owners: [marketing]\n"
+    )
     component = HightouchSyncsComponent(
         syncs_dir=str(tmp_path / "syncs"), dbt_manifest_path=str(tmp_path / "x")
     )
@@ -175,7 +197,7 @@ def test_invalid_owner_fails_at_load_naming_the_file(tmp_path: Path, local_env):
 
 def test_automation_mapping_is_passed_through_untouched(tmp_path: Path, local_env):
     automation = {"cron": "0 6 * * *", "after": [["marketing", "mkt_x"]], "nested": {"on": True}}
-    text = VALID.format(slug="a", model="mkt_x") + "automation: " + json.dumps(automation) + "\n"
+    text = VALID.format(slug="a", model="marketing.mkt_x") + "automation: " + json.dumps(automation) + "\n"
     write(tmp_path / "syncs", "a", text)
     (sync,) = load_sync_declarations(tmp_path / "syncs")
     assert sync.declaration.automation == automation

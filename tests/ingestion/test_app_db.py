@@ -12,7 +12,7 @@ import pytest
 from local_stack.sample_company import write_app_db
 from platform_assets import environment
 from platform_assets.components.meltano import CHECK_NAME, ingestion_definitions
-from platform_assets.warehouse import warehouse_resource
+from platform_assets.resources import warehouse_resource
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 SOURCES = environment.PROJECT_ROOT / "platform_assets" / "defs" / "ingestion" / "sources.yaml"

@@ -11,7 +11,7 @@ import pytest
 from local_stack.sample_company import generate
 from platform_assets import environment
 from platform_assets.components.meltano import CHECK_NAME, ingestion_definitions
-from platform_assets.warehouse import warehouse_resource
+from platform_assets.resources import warehouse_resource
 
 pytestmark = pytest.mark.integration
 SOURCES = environment.PROJECT_ROOT / "platform_assets" / "defs" / "ingestion" / "sources.yaml"

@@ -8,7 +8,8 @@ import pytest
 from local_stack.sample_company import append_rows, generate
 from platform_assets import environment
 from platform_assets.components.meltano import CHECK_NAME, ingestion_definitions
-from platform_assets.warehouse import connect_duckdb, warehouse_resource
+from platform_assets.resources import warehouse_resource
+from platform_assets.warehouse import connect_duckdb
 
 pytestmark = pytest.mark.integration
 SOURCES = environment.PROJECT_ROOT / "platform_assets" / "defs" / "ingestion" / "sources.yaml"

@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from platform_assets import environment
-from platform_assets.warehouse import DuckDBWarehouse, quote_identifier, warehouse_resource
+from platform_assets.resources import warehouse_resource
+from platform_assets.warehouse import DuckDBWarehouse, quote_identifier
 
 
 def test_local_is_the_default_and_keeps_state_under_the_local_dir(local_platform):

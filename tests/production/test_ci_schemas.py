@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from platform_assets import environment
-from platform_assets.components.dbt_domains import dbt_resource
 from platform_assets.integrations.meltano.runner import plugin_settings
+from platform_assets.resources import dbt_resource
 from platform_assets.warehouse import quote_identifier
 
 # Every schema the platform writes: raw per source (Meltano), dbt's staging and domains, activation.

@@ -14,7 +14,8 @@ import snowflake.connector
 from production_support import BIN, PLACEHOLDER_SETTINGS, REPO_ROOT, base_env
 
 from platform_assets import environment
-from platform_assets.warehouse import SnowflakeWarehouse, warehouse_resource
+from platform_assets.resources import warehouse_resource
+from platform_assets.warehouse import SnowflakeWarehouse
 
 EVERY_REQUIRED_VARIABLE = [var for variables in environment.REQUIRED_SETTINGS.values() for var in variables]
 
@@ -183,9 +184,9 @@ def test_sync_state_change_detection_and_counts_through_the_prod_snowflake_resou
 ) -> None:
     """Sync state on Snowflake through the real resource: every SyncStore call opens its own connection
     (dagster-snowflake commits and closes it), so state must persist between them."""
-    from platform_assets.sync.changes import detect_changes, resolve_model
-    from platform_assets.sync.spec import SyncSpec
-    from platform_assets.sync.state import Outcome, PendingRecord, SyncStore
+    from platform_assets.integrations.salesforce.changes import detect_changes, resolve_model
+    from platform_assets.integrations.salesforce.sync_spec import SyncSpec
+    from platform_assets.integrations.salesforce.sync_state import Outcome, PendingRecord, SyncStore
 
     spec = SyncSpec(
         name="leads", model="act_salesforce_leads", object="Lead", mode="mirror",

@@ -9,7 +9,7 @@ import pytest
 from sf_helpers import MANAGER_ID, credentials_for, fast_client
 
 from local_stack.sandbox.salesforce import SandboxHandle, start_sandbox
-from platform_assets.clients.salesforce import SalesforceClient
+from platform_assets.integrations.salesforce.client import SalesforceClient
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from local_stack.sandbox.salesforce import SandboxHandle
-from platform_assets.clients.salesforce import SalesforceClient, SalesforceCredentials
+from platform_assets.integrations.salesforce.client import SalesforceClient, SalesforceCredentials
 
 MANAGER_ID = "0058d0000000001AAA"
 

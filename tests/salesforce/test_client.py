@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sf_helpers import MANAGER_ID, credentials_for, fast_client, leads
 
 from local_stack.sandbox.salesforce import SandboxHandle
-from platform_assets.clients.salesforce import (
+from platform_assets.integrations.salesforce.client import (
     SalesforceClient,
     SalesforceCredentials,
     SalesforceError,

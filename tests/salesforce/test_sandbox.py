@@ -15,7 +15,7 @@ from sf_helpers import MANAGER_ID, credentials_for, fast_client, leads
 
 from local_stack.sandbox.salesforce import SandboxHandle, admin, start_sandbox
 from local_stack.sandbox.salesforce.schema import checksum_suffix, normalize_id
-from platform_assets.clients.salesforce import SalesforceClient
+from platform_assets.integrations.salesforce.client import SalesforceClient
 
 
 def test_ids_are_18_char_with_key_prefix_and_case_safe_suffix(client: SalesforceClient) -> None:
@@ -265,8 +265,8 @@ def test_cli_serves_seeded_org_and_admin_endpoints(tmp_path: Path) -> None:
 
 
 def credentials_for_url(url: str):
-    from platform_assets.clients.salesforce import SalesforceCredentials
     from platform_assets.environment import SANDBOX_SALESFORCE_CLIENT_ID, SANDBOX_SALESFORCE_CLIENT_SECRET
+    from platform_assets.integrations.salesforce.client import SalesforceCredentials
 
     return SalesforceCredentials(url, SANDBOX_SALESFORCE_CLIENT_ID, SANDBOX_SALESFORCE_CLIENT_SECRET)
 

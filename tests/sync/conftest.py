@@ -11,9 +11,9 @@ import pytest
 
 from local_stack.sandbox.salesforce import SandboxHandle, start_sandbox
 from platform_assets import environment
-from platform_assets.clients.salesforce import SalesforceClient, SalesforceCredentials
-from platform_assets.sync.engine import SyncReport, SyncRun
-from platform_assets.sync.spec import SyncSpec
+from platform_assets.integrations.salesforce.client import SalesforceClient, SalesforceCredentials
+from platform_assets.integrations.salesforce.sync_engine import SalesforceSyncRun, SyncReport
+from platform_assets.integrations.salesforce.sync_spec import SyncSpec
 from platform_assets.warehouse import DuckDBWarehouse, connect_duckdb
 
 MANAGER_ID = "0058d0000000001AAA"
@@ -130,7 +130,7 @@ def sync(org: SandboxHandle, warehouse: Warehouse) -> Callable[..., SyncReport]:
     counter = iter(range(1_000_000))
 
     def run(spec: SyncSpec, client: SalesforceClient | None = None, **options: Any) -> SyncReport:
-        return SyncRun(
+        return SalesforceSyncRun(
             spec=spec,
             warehouse=warehouse.resource,
             client=client or fast_client(org),

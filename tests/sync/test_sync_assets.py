@@ -7,9 +7,13 @@ import pytest
 from conftest import Warehouse, lead_spec
 
 from local_stack.sandbox.salesforce import SandboxHandle
-from platform_assets.components.salesforce_syncs import SalesforceResource, build_sync_asset
+from platform_assets.components.salesforce_syncs import build_sync_asset
+from platform_assets.dbt_manifest import DbtModel
+from platform_assets.integrations.salesforce.resource import SalesforceResource
 
 MODEL_KEY = dg.AssetKey(["activation", "act_test_leads"])
+MODEL = DbtModel("act_test_leads", MODEL_KEY)
+CHECKED_MODEL = DbtModel("act_test_leads", MODEL_KEY, blocking_tests=("unique_signup_id",))
 SYNC_KEY = dg.AssetKey(["salesforce", "test_leads"])
 
 
@@ -47,7 +51,9 @@ def test_materialization_is_an_audit_trail_and_the_check_shows_failed_records(
     warehouse.make_leads(40)
     org.fail_records(0.05, message="Email domain is blocked")
 
-    result = dg.materialize([build_sync_asset(lead_spec(batch_size=40), "warehouse")], resources=resources)
+    result = dg.materialize(
+        [build_sync_asset(lead_spec(batch_size=40), MODEL, "warehouse")], resources=resources
+    )
 
     assert result.success
     metadata = {
@@ -78,7 +84,7 @@ def test_sync_asset_config_runs_a_full_resync(
     org: SandboxHandle, warehouse: Warehouse, resources, local_platform
 ):
     warehouse.make_leads(5)
-    sync = build_sync_asset(lead_spec(), "warehouse", ["unique_signup_id"])
+    sync = build_sync_asset(lead_spec(), CHECKED_MODEL, "warehouse")
     dg.materialize([sync], resources=resources)
 
     result = dg.materialize(
@@ -98,7 +104,7 @@ def test_failed_blocking_check_in_the_same_run_stops_the_sync(
     warehouse.make_leads(5)
 
     result = dg.materialize(
-        [model_asset(checks_pass=False), build_sync_asset(lead_spec(), "warehouse", ["unique_signup_id"])],
+        [model_asset(checks_pass=False), build_sync_asset(lead_spec(), CHECKED_MODEL, "warehouse")],
         resources=resources,
         raise_on_error=False,
     )
@@ -111,7 +117,7 @@ def test_failed_blocking_check_in_an_earlier_run_stops_a_later_sync_run(
     org: SandboxHandle, warehouse: Warehouse, resources, local_platform
 ):
     warehouse.make_leads(5)
-    sync = build_sync_asset(lead_spec(), "warehouse", ["unique_signup_id"])
+    sync = build_sync_asset(lead_spec(), CHECKED_MODEL, "warehouse")
     assets = [model_asset(checks_pass=False), sync]
     with dg.DagsterInstance.ephemeral() as instance:
         dg.materialize(

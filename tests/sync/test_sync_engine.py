@@ -14,15 +14,16 @@ import pytest
 from conftest import MANAGER_ID, Warehouse, fast_client, lead_spec
 
 from local_stack.sandbox.salesforce import SandboxHandle
-from platform_assets.clients.salesforce import (
+from platform_assets import dbt_manifest
+from platform_assets.integrations.salesforce.client import (
     SalesforceClient,
     SalesforceCredentials,
     SalesforceError,
     SalesforceUnavailable,
 )
-from platform_assets.sync.engine import SyncMappingError, SyncReport, validate_mapping
-from platform_assets.sync.spec import load_sync_specs
-from platform_assets.sync.state import SyncStore
+from platform_assets.integrations.salesforce.sync_engine import SyncMappingError, SyncReport, validate_mapping
+from platform_assets.integrations.salesforce.sync_spec import load_sync_specs
+from platform_assets.integrations.salesforce.sync_state import SyncStore
 
 
 def leads_in_org(org: SandboxHandle, client_factory=fast_client) -> dict[str, dict[str, str]]:
@@ -380,15 +381,15 @@ def test_api_usage_comes_from_response_headers_without_a_limits_call(
 
 KILLABLE_SYNC = """
 import json, sys
-from platform_assets.clients.salesforce import SalesforceClient, SalesforceCredentials
-from platform_assets.sync.engine import SyncRun
-from platform_assets.sync.spec import SyncSpec
+from platform_assets.integrations.salesforce.client import SalesforceClient, SalesforceCredentials
+from platform_assets.integrations.salesforce.sync_engine import SalesforceSyncRun
+from platform_assets.integrations.salesforce.sync_spec import SyncSpec
 from platform_assets.warehouse import DuckDBWarehouse
 
 args = json.loads(sys.argv[1])
 client = SalesforceClient(SalesforceCredentials(args["url"], args["id"], args["secret"]), poll_interval=0.05)
-SyncRun(SyncSpec(**args["spec"]), DuckDBWarehouse(path=args["db"]), client, "platform_sync", "activation",
-        run_id="killed-run").run()
+SalesforceSyncRun(SyncSpec(**args["spec"]), DuckDBWarehouse(path=args["db"]), client, "platform_sync",
+        "activation", run_id="killed-run").run()
 """
 
 
@@ -432,7 +433,7 @@ REPO_SYNCS = Path(__file__).resolve().parents[2] / "platform_assets/defs/activat
 
 def test_repo_sync_mappings_fit_the_org_schema(org: SandboxHandle):
     client = fast_client(org)
-    specs = load_sync_specs(REPO_SYNCS)
+    specs = load_sync_specs(REPO_SYNCS, dbt_manifest.read())
     for spec in specs:
         validate_mapping(spec, client.describe(spec.object))  # raises naming the field if one does not fit
     assert {spec.object for spec in specs} == {"Lead", "Opportunity", "Task", "Account"}
@@ -472,7 +473,7 @@ def test_sales_scenario_syncs_create_leads_opportunities_tasks_and_update_arr(
         "'ws_000003' AS Workspace_Id__c, 48000.00::DECIMAL(18, 2) AS ARR__c, 'enterprise' AS Plan__c"
     )
 
-    reports = {spec.name: sync(spec) for spec in load_sync_specs(REPO_SYNCS)}
+    reports = {spec.name: sync(spec) for spec in load_sync_specs(REPO_SYNCS, dbt_manifest.read())}
 
     assert {name: dict(r.succeeded) for name, r in reports.items()} == {
         name: {"added": 1} for name in ("leads", "opportunities", "tasks", "account_arr")
@@ -488,4 +489,6 @@ def test_sales_scenario_syncs_create_leads_opportunities_tasks_and_update_arr(
     assert (task["WhatId"], task["OwnerId"]) == (accounts["ws_000002"], MANAGER_ID)
     (account,) = client.query("SELECT ARR__c, Plan__c FROM Account WHERE Workspace_Id__c = 'ws_000003'")
     assert float(account["ARR__c"]) == 48000.0 and account["Plan__c"] == "enterprise"
-    assert all(sum(sync(spec).planned.values()) == 0 for spec in load_sync_specs(REPO_SYNCS))
+    assert all(
+        sum(sync(spec).planned.values()) == 0 for spec in load_sync_specs(REPO_SYNCS, dbt_manifest.read())
+    )

@@ -8,14 +8,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from platform_assets import environment
-from platform_assets.components.salesforce_syncs import (
-    SalesforceResource,
-    SalesforceSyncsComponent,
-    salesforce_resource,
-    sync_pool,
-)
-from platform_assets.sync.spec import SyncConfigError, load_sync_specs
+from platform_assets import dbt_manifest, environment
+from platform_assets.components.salesforce_syncs import SalesforceSyncsComponent, sync_pool
+from platform_assets.dbt_manifest import DbtManifest
+from platform_assets.integrations.salesforce.resource import SalesforceResource
+from platform_assets.integrations.salesforce.sync_spec import SyncConfigError, load_sync_specs
+from platform_assets.resources import salesforce_resource
 
 REPO_SYNCS = environment.PROJECT_ROOT / "platform_assets" / "defs" / "activation" / "salesforce" / "syncs"
 
@@ -39,9 +37,16 @@ def write(folder: Path, name: str, text: str) -> Path:
     return path
 
 
+def manifest_of(*models: str) -> DbtManifest:
+    nodes = {
+        f"model.p.{name}": {"resource_type": "model", "name": name, "schema": "activation"} for name in models
+    }
+    return DbtManifest(Path("manifest.json"), {"nodes": nodes})
+
+
 def load_error(folder: Path, models: set[str] | None = None) -> str:
     with pytest.raises(SyncConfigError) as error:
-        load_sync_specs(folder, models)
+        load_sync_specs(folder, manifest_of(*(models or {"act_salesforce_leads"})))
     return str(error.value)
 
 
@@ -50,9 +55,7 @@ def specs_by_key(defs: dg.Definitions) -> dict[dg.AssetKey, dg.AssetSpec]:
 
 
 def test_repo_syncs_become_salesforce_assets_depending_on_activation_models(tmp_path: Path, local_platform):
-    component = SalesforceSyncsComponent(
-        syncs_dir=str(REPO_SYNCS), dbt_manifest_path=str(tmp_path / "absent.json")
-    )
+    component = SalesforceSyncsComponent(syncs_dir=str(REPO_SYNCS))
     defs = dg.build_defs_for_component(component)
     specs = specs_by_key(defs)
 
@@ -84,8 +87,7 @@ def test_repo_defs_yaml_loads_through_the_dg_project(local_platform):
 
 
 def test_repo_syncs_name_models_that_exist_in_the_dbt_project():
-    models = {path.stem for path in (environment.DBT_PROJECT_DIR / "models" / "activation").glob("*.sql")}
-    specs = load_sync_specs(REPO_SYNCS, models)
+    specs = load_sync_specs(REPO_SYNCS, dbt_manifest.read())
     assert {spec.mode for spec in specs} == {"upsert", "update"}
 
 
@@ -119,7 +121,7 @@ def test_local_resource_points_at_the_sandbox_and_prod_reads_env_vars(monkeypatc
 def test_automation_mapping_is_passed_through_untouched(tmp_path: Path, local_platform):
     automation = {"condition": "on_cron", "cron": "0 * * * *", "freshness": {"warn": "2h"}}
     write(tmp_path, "leads", VALID.format(name="leads") + f"automation: {json.dumps(automation)}\n")
-    component = SalesforceSyncsComponent(syncs_dir=str(tmp_path), dbt_manifest_path=str(tmp_path / "none"))
+    component = SalesforceSyncsComponent(syncs_dir=str(tmp_path))
 
     (spec,) = specs_by_key(dg.build_defs_for_component(component)).values()
 
@@ -173,7 +175,11 @@ def test_model_missing_from_the_manifest_fails_naming_file_and_key(tmp_path: Pat
 def test_model_names_are_checked_against_a_prepared_manifest_at_load(tmp_path: Path, local_platform):
     write(tmp_path / "syncs", "leads", VALID.format(name="leads"))
     manifest = tmp_path / "manifest.json"
-    manifest.write_text(json.dumps({"nodes": {"model.p.other": {"resource_type": "model", "name": "other"}}}))
+    manifest.write_text(
+        json.dumps(
+            {"nodes": {"model.p.other": {"resource_type": "model", "name": "other", "schema": "activation"}}}
+        )
+    )
     component = SalesforceSyncsComponent(syncs_dir=str(tmp_path / "syncs"), dbt_manifest_path=str(manifest))
 
     with pytest.raises(Exception, match=r"leads.yaml: key 'model'"):
@@ -195,7 +201,7 @@ def test_a_document_that_is_not_a_mapping_is_refused(tmp_path: Path):
 
 def test_blocking_tests_of_the_model_come_from_the_prepared_manifest(tmp_path: Path, local_platform):
     write(tmp_path / "syncs", "leads", VALID.format(name="leads"))
-    model = {"resource_type": "model", "name": "act_salesforce_leads"}
+    model = {"resource_type": "model", "name": "act_salesforce_leads", "schema": "activation"}
     nodes = {
         "model.p.act_salesforce_leads": model,
         "test.p.unique_signup_id": {

@@ -9,9 +9,9 @@ import fakesnow
 import pytest
 import snowflake.connector
 
-from platform_assets.sync.changes import detect_changes, resolve_model
-from platform_assets.sync.spec import SyncSpec
-from platform_assets.sync.state import Outcome, PendingRecord, SyncStore
+from platform_assets.integrations.salesforce.changes import detect_changes, resolve_model
+from platform_assets.integrations.salesforce.sync_spec import SyncSpec
+from platform_assets.integrations.salesforce.sync_state import Outcome, PendingRecord, SyncStore
 
 SPEC = SyncSpec(
     name="leads",

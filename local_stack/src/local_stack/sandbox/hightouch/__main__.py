@@ -16,7 +16,7 @@ from pathlib import Path
 
 from local_stack.sandbox.hightouch import DEFAULT_SYNCS_DIR, start_sandbox
 from platform_assets import environment
-from platform_assets.components.hightouch_syncs import HightouchSyncConfigError
+from platform_assets.integrations.hightouch.sync_spec import HightouchSyncConfigError
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:

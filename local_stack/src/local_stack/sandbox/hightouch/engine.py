@@ -19,8 +19,8 @@ from typing import Any, Literal
 import duckdb
 
 from local_stack.sandbox.hightouch.state import SandboxState, now_iso
-from platform_assets import environment
-from platform_assets.components.hightouch_syncs import load_sync_declarations
+from platform_assets import dbt_manifest, environment
+from platform_assets.integrations.hightouch.sync_spec import load_sync_declarations
 
 FaultMode = Literal["fail", "warn", "stall", "cancel", "interrupt"]
 FAULT_MODES: tuple[str, ...] = ("fail", "warn", "stall", "cancel", "interrupt")
@@ -64,7 +64,7 @@ class SyncEngine:
     def seed(self, syncs_dir: Path) -> int:
         """(Re)load the sync definitions from the platform's sync documents; returns how many."""
         env = environment.current()
-        syncs = load_sync_declarations(syncs_dir)
+        syncs = load_sync_declarations(syncs_dir, dbt_manifest.read_if_prepared())
         for sync in syncs:
             declaration = sync.declaration
             destination_id = self.state.upsert_destination(

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import pydantic
 import yaml
+
+from platform_assets.dbt_manifest import DbtManifest, resolve_model
 
 SyncMode = Literal["upsert", "update", "insert", "mirror"]
 MODES: tuple[str, ...] = ("upsert", "update", "insert", "mirror")
@@ -29,7 +30,7 @@ _FIELD = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)?$")
 # What to do about a wrong key: shown next to the error.
 _FIXES: dict[str, str] = {
     "name": "use a lowercase snake_case name, unique across syncs (the asset key is salesforce/<name>)",
-    "model": "name the dbt model in dbt_project/models/activation, e.g. act_salesforce_leads",
+    "model": "name a model of the dbt project: `name`, or `schema.name` (the schema of its asset key)",
     "object": "name the Salesforce sObject API name, e.g. Lead, Account, Opportunity, Task",
     "mode": f"use one of: {', '.join(MODES)}",
     "external_id_field": "name the sObject's External ID field (e.g. Signup_Id__c), needed by upsert/mirror",
@@ -66,12 +67,13 @@ class SyncSpec(pydantic.BaseModel):
     source_file: str = pydantic.Field(default="", exclude=True)
 
     @property
-    def model_asset_key(self) -> list[str]:
-        return ["activation", self.model]
-
-    @property
     def asset_key(self) -> list[str]:
         return ["salesforce", self.name]
+
+    @property
+    def model_name(self) -> str:
+        """The model's name (`model` is `name`, or `schema.name` where no manifest is prepared)."""
+        return self.model.rpartition(".")[2]
 
     @property
     def operation(self) -> str:
@@ -106,7 +108,7 @@ def _check_semantics(spec: SyncSpec, path: Path) -> list[str]:
     problems: list[str] = []
     if not _NAME.match(spec.name):
         problems.append(_problem(path, "name", f"{spec.name!r} is not a lowercase snake_case name"))
-    for key, value in (("model", spec.model), ("primary_key", spec.primary_key)):
+    for key, value in (("model", spec.model_name), ("primary_key", spec.primary_key)):
         if not _IDENTIFIER.match(value):
             problems.append(_problem(path, key, f"{value!r} is not a plain warehouse identifier"))
     if not spec.mapping:
@@ -209,10 +211,11 @@ def load_sync_file(path: Path) -> SyncSpec:
     return spec
 
 
-def load_sync_specs(directory: Path, known_models: Iterable[str] | None = None) -> list[SyncSpec]:
+def load_sync_specs(directory: Path, manifest: DbtManifest | None = None) -> list[SyncSpec]:
     """Every sync document under `directory` (*.yaml, *.yml), checked together.
 
-    `known_models`, when given (from the prepared dbt manifest), catches a model name that does not exist.
+    Each model is resolved (`dbt_manifest.resolve_model`): through the prepared dbt manifest, which catches
+    a model name that does not exist; without it, only `schema.name` resolves.
     All problems of all files are reported at once.
     """
     if not directory.is_dir():
@@ -237,46 +240,11 @@ def load_sync_specs(directory: Path, known_models: Iterable[str] | None = None) 
                 )
             )
         seen.setdefault(spec.name, spec.source_file)
-    if known_models is not None:
-        models = set(known_models)
-        for spec in specs:
-            if spec.model not in models:
-                problems.append(
-                    _problem(
-                        Path(spec.source_file),
-                        "model",
-                        f"dbt model {spec.model!r} is not in the dbt manifest",
-                    )
-                )
+    for spec in specs:
+        try:
+            resolve_model(spec.model, manifest)
+        except ValueError as error:
+            problems.append(_problem(Path(spec.source_file), "model", str(error)))
     if problems:
         raise SyncConfigError("\n".join(problems))
     return specs
-
-
-@dataclass(frozen=True)
-class ManifestInfo:
-    """What sync load needs from the prepared dbt manifest."""
-
-    models: set[str]
-    blocking_tests: dict[str, list[str]]
-    """Model name -> names of its error-severity tests (dagster-dbt makes them blocking asset checks)."""
-
-
-def read_manifest(manifest_path: Path) -> ManifestInfo | None:
-    """Model names and their blocking tests, or None when the manifest has not been prepared."""
-    if not manifest_path.is_file():
-        return None
-    nodes = json.loads(manifest_path.read_text()).get("nodes", {})
-    model_names = {
-        unique_id: node["name"] for unique_id, node in nodes.items() if node.get("resource_type") == "model"
-    }
-    tests: dict[str, list[str]] = {}
-    for node in nodes.values():
-        if node.get("resource_type") != "test":
-            continue
-        if str(node.get("config", {}).get("severity", "error")).lower() != "error":
-            continue
-        attached = node.get("attached_node") or next(iter(node.get("depends_on", {}).get("nodes", [])), None)
-        if attached in model_names:
-            tests.setdefault(model_names[attached], []).append(node["name"])
-    return ManifestInfo(models=set(model_names.values()), blocking_tests=tests)

@@ -20,8 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from platform_assets.sync.spec import SyncSpec
-from platform_assets.sync.state import ADDED, CHANGED, REMOVED
+from platform_assets.integrations.salesforce.sync_spec import SyncSpec
+from platform_assets.integrations.salesforce.sync_state import ADDED, CHANGED, REMOVED
 from platform_assets.warehouse import WarehouseSession, quote_identifier
 
 
@@ -85,19 +85,19 @@ def resolve_model(session: WarehouseSession, spec: SyncSpec, schema: str) -> Mod
     rows = session.fetchall(
         "SELECT table_schema, table_name, column_name FROM information_schema.columns "
         "WHERE lower(table_schema) = lower(?) AND lower(table_name) = lower(?)",
-        [schema, spec.model],
+        [schema, spec.model_name],
     )
     if not rows:
         raise ModelError(
-            f"Sync {spec.name}: the model {schema}.{spec.model} does not exist in the warehouse. "
-            f"Build it first (dbt build --select {spec.model}) or fix `model` in {spec.source_file}."
+            f"Sync {spec.name}: the model {schema}.{spec.model_name} does not exist in the warehouse. "
+            f"Build it first (dbt build --select {spec.model_name}) or fix `model` in {spec.source_file}."
         )
     actual = {column.lower(): column for _, _, column in rows}
     needed = [spec.primary_key, *spec.mapping]
     missing = [c for c in needed if c.lower() not in actual]
     if missing:
         raise ModelError(
-            f"Sync {spec.name}: the model {schema}.{spec.model} has no column(s) {', '.join(missing)} "
+            f"Sync {spec.name}: the model {schema}.{spec.model_name} has no column(s) {', '.join(missing)} "
             f"(columns: {', '.join(sorted(actual.values()))}). Fix `mapping`/`primary_key` in "
             f"{spec.source_file} or add the column to the model."
         )

@@ -22,10 +22,16 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from platform_assets.clients.salesforce import IngestResult, SalesforceClient, SalesforceError
-from platform_assets.sync.changes import Change, ChangeSet, cyclic_gc_paused, detect_changes, resolve_model
-from platform_assets.sync.spec import SyncSpec
-from platform_assets.sync.state import (
+from platform_assets.integrations.salesforce.changes import (
+    Change,
+    ChangeSet,
+    cyclic_gc_paused,
+    detect_changes,
+    resolve_model,
+)
+from platform_assets.integrations.salesforce.client import IngestResult, SalesforceClient, SalesforceError
+from platform_assets.integrations.salesforce.sync_spec import SyncSpec
+from platform_assets.integrations.salesforce.sync_state import (
     ADDED,
     CHANGE_TYPES,
     CHANGED,
@@ -284,7 +290,7 @@ def _outcome(
 
 
 @dataclass
-class SyncRun:
+class SalesforceSyncRun:
     """Everything one run needs; `run()` returns a SyncReport or raises with state consistent."""
 
     spec: SyncSpec

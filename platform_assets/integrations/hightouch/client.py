@@ -48,7 +48,7 @@ class HightouchApiError(HightouchError):
 class HightouchRunTimeout(HightouchError):
     """The run did not reach a terminal status within the poll timeout (it goes on in Hightouch)."""
 
-    def __init__(self, sync_id: str, run: SyncRun, waited_seconds: float):
+    def __init__(self, sync_id: str, run: HightouchRun, waited_seconds: float):
         super().__init__(
             f"Hightouch run {run.id} of sync {sync_id} is still '{run.status}' after {waited_seconds:.0f} s "
             f"({100 * run.completion_ratio:.0f}% done); it goes on in Hightouch. Raise the poll timeout "
@@ -78,7 +78,7 @@ class RowCounts:
 
 
 @dataclass(frozen=True)
-class SyncRun:
+class HightouchRun:
     """One run of a sync as `GET /syncs/{id}/runs` reports it."""
 
     id: str
@@ -98,7 +98,7 @@ class SyncRun:
         return self.status in TERMINAL_STATUSES
 
     @classmethod
-    def from_api(cls, run: Mapping[str, Any]) -> SyncRun:
+    def from_api(cls, run: Mapping[str, Any]) -> HightouchRun:
         query_size = run.get("querySize")
         return cls(
             id=str(run["id"]),
@@ -197,11 +197,11 @@ class HightouchClient:
             raise HightouchError("A Hightouch sync is triggered by its id or its slug; neither was given.")
         return str(answer["id"])
 
-    def get_run(self, sync_id: str, run_id: str) -> SyncRun:
+    def get_run(self, sync_id: str, run_id: str) -> HightouchRun:
         runs = self._request("GET", f"/syncs/{sync_id}/runs", params={"runId": run_id}).get("data", [])
         for run in runs:
             if str(run.get("id")) == str(run_id):
-                return SyncRun.from_api(run)
+                return HightouchRun.from_api(run)
         raise HightouchError(f"Hightouch lists no run {run_id} for sync {sync_id}.")
 
     def get_destination(self, destination_id: str) -> dict[str, Any]:
@@ -214,8 +214,8 @@ class HightouchClient:
         *,
         poll_interval_seconds: float = 2.0,
         timeout_seconds: float = 3600.0,
-        on_change: Callable[[SyncRun], None] | None = None,
-    ) -> SyncRun:
+        on_change: Callable[[HightouchRun], None] | None = None,
+    ) -> HightouchRun:
         """Poll the run until it reaches a terminal status; `on_change` sees every new status."""
         started = time.monotonic()
         last_status = None

@@ -1,0 +1,1 @@
+"""dbt: the CLI resource that runs dbt with the platform environment."""

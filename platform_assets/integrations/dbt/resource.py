@@ -1,0 +1,50 @@
+"""The `dbt` resource: dagster-dbt's CLI resource, run with the platform environment."""
+
+import os
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from dagster_dbt import DbtCliResource
+
+
+class PlatformDbtCliResource(DbtCliResource):
+    """dbt CLI with the platform environment: target, DuckDB path and schema prefix.
+
+    profiles.yml and generate_schema_name read PLATFORM_DUCKDB_PATH and PLATFORM_SCHEMA_PREFIX; dagster-dbt
+    hands dbt this process's environment, so they are exported for the duration of each invocation's start
+    (the dbt subprocess and dagster-dbt's in-process adapter both read them then).
+    """
+
+    duckdb_path: str | None = None
+    schema_prefix: str = ""
+
+    def cli(self, args: Sequence[str], **kwargs: Any):  # type: ignore[override]
+        with _exported(
+            {"PLATFORM_DUCKDB_PATH": self.duckdb_path, "PLATFORM_SCHEMA_PREFIX": self.schema_prefix}
+        ):
+            return super().cli(args, **kwargs)
+
+
+@contextmanager
+def _exported(variables: Mapping[str, str | None]) -> Iterator[None]:
+    previous = {name: os.environ.get(name) for name in variables}
+    try:
+        for name, value in variables.items():
+            if value is not None:
+                os.environ[name] = value
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def dbt_executable() -> str:
+    """dbt from this interpreter's environment (the venv need not be on PATH), else from PATH."""
+    beside_python = Path(sys.executable).parent / "dbt"
+    return os.fspath(beside_python) if beside_python.exists() else "dbt"

@@ -1,0 +1,1 @@
+"""Hightouch: the REST client, its Dagster resource, and the sync declarations (one YAML per sync)."""
