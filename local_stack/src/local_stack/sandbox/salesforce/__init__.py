@@ -18,12 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from local_stack.sandbox.salesforce.server import (
-    DEFAULT_DAILY_API_LIMIT,
-    Sandbox,
-    make_server,
-    seed,
-)
+from local_stack.sandbox.salesforce.seed import seed
+from local_stack.sandbox.salesforce.server import DEFAULT_DAILY_API_LIMIT, Sandbox, make_server
+from local_stack.sandbox.salesforce.tls import CERT_FILE
 from platform_assets.environment import SANDBOX_SALESFORCE_CLIENT_ID, SANDBOX_SALESFORCE_CLIENT_SECRET
 
 __all__ = ["SandboxHandle", "sample_company_org", "start_sandbox"]
@@ -152,9 +149,7 @@ def start_sandbox(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="salesforce-sandbox", daemon=True
     )
     thread.start()
-    return SandboxHandle(
-        sandbox, server, thread, db_path, (tls_dir / "sandbox-cert.pem") if tls_dir else None
-    )
+    return SandboxHandle(sandbox, server, thread, db_path, (tls_dir / CERT_FILE) if tls_dir else None)
 
 
 def sample_company_org(scale: float, seed_value: int) -> dict[str, list[dict[str, Any]]]:

@@ -15,7 +15,6 @@ import logging
 import queue
 import re
 import secrets
-import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,9 +24,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
+from local_stack.sandbox.salesforce.errors import ApiError
 from local_stack.sandbox.salesforce.schema import OBJECTS, ObjectSpec, find_object, normalize_id
+from local_stack.sandbox.salesforce.seed import seed
 from local_stack.sandbox.salesforce.soql import CompiledQuery, SoqlError, compile_soql
 from local_stack.sandbox.salesforce.store import Org, Outcome, RecordError, format_number
+from local_stack.sandbox.salesforce.tls import server_context
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +39,6 @@ DEFAULT_DAILY_API_LIMIT = 1_000_000
 DEFAULT_QUERY_PAGE = 50_000
 DELIMITERS = {"COMMA": ",", "TAB": "\t", "PIPE": "|", "SEMICOLON": ";", "CARET": "^", "BACKQUOTE": "`"}
 NULL_VALUE = "#N/A"
-
-
-class ApiError(Exception):
-    """An error response: HTTP status + Salesforce's [{"errorCode", "message"}] body."""
-
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(f"{code}: {message}")
-        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
 
 
 def _now() -> str:
@@ -1141,115 +1135,13 @@ def describe(spec: ObjectSpec, api_version: str) -> dict[str, Any]:
     }
 
 
-SEED_ORDER = ("User", "Account", "Contact", "Lead", "Opportunity", "Task")
-# Seed documents may name a referenced record by this key instead of its Id (the sample company does).
-SEED_LOOKUP_KEYS = {
-    "User": "Username",
-    "Account": "Workspace_Id__c",
-    "Lead": "Signup_Id__c",
-    "Contact": "User_Id__c",
-    "Opportunity": "Workspace_Id__c",
-}
-
-
-def _resolve_seed_references(org: Org, spec: ObjectSpec, rows: list[dict[str, Any]]) -> None:
-    """Replace reference values that are not Ids by the Id of the record whose lookup key matches."""
-    for ref in spec.reference_fields:
-        keys = {
-            row[ref.name] for row in rows if row.get(ref.name) and normalize_id(str(row[ref.name])) is None
-        }
-        if not keys:
-            continue
-        found: dict[str, str] = {}
-        with org.lock:
-            for target in ref.reference_to:
-                lookup = SEED_LOOKUP_KEYS.get(target)
-                if lookup:
-                    matches = org.find_live_by(OBJECTS[target], lookup, keys)
-                    found.update({k: ids[0] for k, ids in matches.items() if k not in found})
-        for row in rows:
-            value = row.get(ref.name)
-            if value in keys and value in found:
-                row[ref.name] = found[value]
-
-
-def seed(org: Org, data: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """Insert records (keyed by sObject name) keeping given Ids and audit dates; report per-object counts."""
-    unknown = [name for name in data if find_object(name) is None]
-    if unknown:
-        raise ApiError(400, "INVALID_TYPE", f"Seed data names unknown sObjects: {', '.join(unknown)}")
-    report: dict[str, Any] = {}
-    for name in sorted(data, key=lambda n: SEED_ORDER.index(find_object(n).name)):
-        spec = find_object(name)
-        rows = [{k: v for k, v in record.items() if v is not None} for record in data[name]]
-        for key in {key for row in rows for key in row}:
-            if spec.field(key) is None:
-                raise ApiError(400, "INVALID_FIELD", f"Seed record of {spec.name} has unknown field {key!r}")
-        _resolve_seed_references(org, spec, rows)
-        outcomes = org.apply(spec, "insert", rows, allow_system_fields=True)
-        errors = [f"{spec.name}[{i}]: {o.error}" for i, o in enumerate(outcomes) if o.error is not None]
-        report[spec.name] = {
-            "inserted": sum(1 for o in outcomes if o.error is None),
-            "errors": errors[:20],
-            "failed": len(errors),
-        }
-    return report
-
-
-# ---------------------------------------------------------------- TLS (simple-salesforce only speaks https)
-
-
-def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1/localhost and its key, written to `directory` (cert, key)."""
-    import ipaddress
-    from datetime import timedelta
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "salesforce-sandbox.local")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=30))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    directory.mkdir(parents=True, exist_ok=True)
-    cert_path, key_path = directory / "sandbox-cert.pem", directory / "sandbox-key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_path, key_path
-
-
 def make_server(sandbox: Sandbox, host: str, port: int, tls_dir: Path | None = None) -> ThreadingHTTPServer:
     handler = type("BoundHandler", (Handler,), {"sandbox": sandbox})
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     scheme = "http"
     if tls_dir is not None:
-        cert, key = self_signed_certificate(tls_dir)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(cert, key)
-        server.socket = context.wrap_socket(server.socket, server_side=True)
+        server.socket = server_context(tls_dir).wrap_socket(server.socket, server_side=True)
         scheme = "https"
     sandbox.url = f"{scheme}://{host}:{server.server_address[1]}"
     return server
