@@ -24,8 +24,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
+from local_stack.sandbox.salesforce.auth import DEFAULT_DAILY_API_LIMIT, Auth
 from local_stack.sandbox.salesforce.errors import ApiError
-from local_stack.sandbox.salesforce.schema import OBJECTS, ObjectSpec, find_object, normalize_id
+from local_stack.sandbox.salesforce.faults import Faults
+from local_stack.sandbox.salesforce.schema import (
+    INTEGRATION_USER_ID,
+    OBJECTS,
+    ObjectSpec,
+    find_object,
+    normalize_id,
+)
 from local_stack.sandbox.salesforce.seed import seed
 from local_stack.sandbox.salesforce.soql import CompiledQuery, SoqlError, compile_soql
 from local_stack.sandbox.salesforce.store import Org, Outcome, RecordError, format_number
@@ -33,9 +41,6 @@ from local_stack.sandbox.salesforce.tls import server_context
 
 log = logging.getLogger(__name__)
 
-ORG_ID = "00D8d0000000001EAA"
-INTEGRATION_USER_ID = "0058d0000000000AAA"
-DEFAULT_DAILY_API_LIMIT = 1_000_000
 DEFAULT_QUERY_PAGE = 50_000
 DELIMITERS = {"COMMA": ",", "TAB": "\t", "PIPE": "|", "SEMICOLON": ";", "CARET": "^", "BACKQUOTE": "`"}
 NULL_VALUE = "#N/A"
@@ -44,28 +49,6 @@ NULL_VALUE = "#N/A"
 def _now() -> str:
     now = datetime.now(UTC)
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}+0000"
-
-
-@dataclass
-class Faults:
-    """Injected failures; each counted fault is consumed by the requests it hits."""
-
-    rate_limited: int = 0
-    retry_after: int = 1
-    server_errors: int = 0
-    server_error_status: int = 503
-    limit_exceeded: int = 0
-    path_filter: str | None = None
-    slow_job_seconds: float = 0.0
-    failing_jobs: int = 0
-    failing_job_message: str = "InternalServerError : the sandbox failed this job on request"
-    record_failure_share: float = 0.0
-    record_failure_error: str = "FIELD_CUSTOM_VALIDATION_EXCEPTION"
-    record_failure_message: str = "Injected validation failure"
-    record_failure_object: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 @dataclass
@@ -89,16 +72,17 @@ class Sandbox:
         daily_api_limit: int = DEFAULT_DAILY_API_LIMIT,
     ) -> None:
         self.org = Org(db_path)
-        self.client_id = client_id
-        self.client_secret = client_secret
-        self.jwt_public_keys = dict(jwt_public_keys or {})
-        self.daily_api_limit = daily_api_limit
         self.url = ""
         self.lock = threading.RLock()
         self.faults = Faults()
-        self.tokens: dict[str, dict[str, str]] = {}
+        self.auth = Auth(
+            self.org,
+            client_id=client_id,
+            client_secret=client_secret,
+            jwt_public_keys=jwt_public_keys,
+            daily_api_limit=daily_api_limit,
+        )
         self.counters: dict[str, int] = {}
-        self.api_requests = int(self.org.meta_get("api_requests", "0") or 0)
         self.query_jobs: dict[str, QueryJob] = {}
         self.cursors: dict[str, tuple[list[dict[str, Any]], int]] = {}
         self.work: queue.Queue[tuple[str, str] | None] = queue.Queue()
@@ -121,128 +105,8 @@ class Sandbox:
     def close(self) -> None:
         self.work.put(None)
         self.worker.join(timeout=10)
-        self.org.meta_set("api_requests", str(self.api_requests))
+        self.auth.save_usage()
         self.org.close()
-
-    def set_faults(self, **changes: Any) -> None:
-        with self.lock:
-            for key, value in changes.items():
-                if not hasattr(self.faults, key):
-                    raise ValueError(
-                        f"Unknown sandbox fault {key!r}; known: {', '.join(self.faults.to_dict())}"
-                    )
-                setattr(self.faults, key, value)
-
-    def reset_faults(self) -> None:
-        with self.lock:
-            self.faults = Faults()
-
-    def expire_sessions(self) -> None:
-        with self.lock:
-            self.tokens.clear()
-
-    def take_fault(self, path: str) -> ApiError | None:
-        """The injected error this data request should get, if any (consumes one)."""
-        with self.lock:
-            f = self.faults
-            if f.path_filter and f.path_filter not in path:
-                return None
-            if f.rate_limited > 0:
-                f.rate_limited -= 1
-                return ApiError(
-                    429,
-                    "REQUEST_LIMIT_EXCEEDED",
-                    "Too many requests; retry later.",
-                    {"Retry-After": str(f.retry_after)},
-                )
-            if f.server_errors > 0:
-                f.server_errors -= 1
-                return ApiError(
-                    f.server_error_status,
-                    "SERVER_UNAVAILABLE",
-                    "The server is temporarily unavailable.",
-                    {"Retry-After": str(f.retry_after)} if f.server_error_status == 503 else {},
-                )
-            if f.limit_exceeded > 0:
-                f.limit_exceeded -= 1
-                return ApiError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
-        return None
-
-    # ------------------------------------------------------------ auth
-
-    def issue_token(self, form: dict[str, str]) -> dict[str, Any]:
-        grant = form.get("grant_type", "")
-        if grant == "client_credentials":
-            if form.get("client_id") != self.client_id or form.get("client_secret") != self.client_secret:
-                raise ApiError(400, "invalid_client", "invalid client credentials")
-            subject = "integration@sandbox.platform"
-        elif grant == "urn:ietf:params:oauth:grant-type:jwt-bearer":
-            subject = self._verify_jwt(form.get("assertion", ""))
-        else:
-            raise ApiError(400, "unsupported_grant_type", f"grant type not supported: {grant}")
-        token = f"{ORG_ID[:15]}!{secrets.token_urlsafe(40)}"
-        with self.lock:
-            self.tokens[token] = {"username": subject}
-        issued = str(int(time.time() * 1000))
-        return {
-            "access_token": token,
-            "instance_url": self.url,
-            "id": f"{self.url}/id/{ORG_ID}/{INTEGRATION_USER_ID}",
-            "token_type": "Bearer",
-            "issued_at": issued,
-            "signature": base64.b64encode(secrets.token_bytes(32)).decode(),
-            "scope": "api",
-        }
-
-    def _verify_jwt(self, assertion: str) -> str:
-        import jwt  # PyJWT (+ cryptography for RS256)
-
-        try:
-            unverified = jwt.decode(assertion, options={"verify_signature": False})
-        except jwt.PyJWTError as exc:
-            raise ApiError(400, "invalid_grant", f"invalid assertion: {exc}") from None
-        issuer = unverified.get("iss", "")
-        key = self.jwt_public_keys.get(issuer)
-        if key is None:
-            raise ApiError(400, "invalid_client_id", f"client identifier invalid: {issuer}")
-        audiences = [self.url, "https://login.salesforce.com", "https://test.salesforce.com"]
-        try:
-            claims = jwt.decode(
-                assertion,
-                key,
-                algorithms=["RS256"],
-                audience=audiences,
-                options={"require": ["exp", "sub", "iss", "aud"]},
-            )
-        except jwt.ExpiredSignatureError:
-            raise ApiError(400, "invalid_grant", "expired authorization code") from None
-        except jwt.PyJWTError as exc:
-            raise ApiError(400, "invalid_grant", f"invalid assertion: {exc}") from None
-        return str(claims["sub"])
-
-    def check_session(self, header: str | None) -> None:
-        token = (header or "").removeprefix("Bearer ").removeprefix("OAuth ").strip()
-        with self.lock:
-            if token not in self.tokens:
-                raise ApiError(401, "INVALID_SESSION_ID", "Session expired or invalid")
-            self.api_requests += 1
-            if self.api_requests > self.daily_api_limit:
-                raise ApiError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
-
-    def limit_info(self) -> str:
-        """The Sforce-Limit-Info header Salesforce puts on every REST API response."""
-        with self.lock:
-            return f"api-usage={self.api_requests}/{self.daily_api_limit}"
-
-    def limits(self) -> dict[str, Any]:
-        remaining = max(0, self.daily_api_limit - self.api_requests)
-        return {
-            "DailyApiRequests": {"Max": self.daily_api_limit, "Remaining": remaining},
-            "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000},
-            "DailyBulkV2QueryFileStorageMB": {"Max": 976562, "Remaining": 976562},
-            "DailyBulkApiBatches": {"Max": 15000, "Remaining": 15000},
-            "DataStorageMB": {"Max": 1024, "Remaining": 1024},
-        }
 
     # ------------------------------------------------------------ ingest jobs
 
@@ -363,12 +227,6 @@ class Sandbox:
         info.update(state="Failed", errorMessage=message, systemModstamp=_now())
         self.org.save_job(info, unprocessed=(self.org.job_blob(job_id, "upload") or b"").decode("utf-8"))
 
-    def _slow_down(self) -> None:
-        with self.lock:
-            seconds = self.faults.slow_job_seconds
-        if seconds > 0:
-            time.sleep(seconds)
-
     def _process_ingest(self, job_id: str) -> None:
         info = self.ingest_job(job_id)
         if info["state"] not in ("UploadComplete", "InProgress"):
@@ -376,13 +234,9 @@ class Sandbox:
         info["state"] = "InProgress"
         self.org.save_job(info)
         started = time.monotonic()
-        self._slow_down()
-        with self.lock:
-            fail_job = self.faults.failing_jobs > 0
-            if fail_job:
-                self.faults.failing_jobs -= 1
-                message = self.faults.failing_job_message
-        if fail_job:
+        self.faults.hold_job()
+        message = self.faults.take_job_failure()
+        if message is not None:
             self._fail("ingest", job_id, message)
             return
         # One job is applied as a unit: its records, results and JobComplete become visible together (a
@@ -424,7 +278,7 @@ class Sandbox:
         self.org.save_job(
             info, successful=successful.getvalue(), failed=failed.getvalue(), unprocessed=header_only(header)
         )
-        self.org.meta_set("api_requests", str(self.api_requests))
+        self.auth.save_usage()
 
     @staticmethod
     def _map_header(sobject: ObjectSpec, operation: str, header: list[str]) -> list[tuple[str, str | None]]:
@@ -486,13 +340,17 @@ class Sandbox:
                             f"entity {OBJECTS[sobject.field(name).reference_to[0]].name}",
                             [name],
                         )
-        injector = self._failure_injector(sobject, pre_errors)
+        injected = self.faults.record_failures(sobject.name)
+
+        def inject(index: int) -> RecordError | None:
+            return pre_errors[index] if index in pre_errors else injected(index)
+
         return self.org.apply(
             sobject,
             info["operation"],
             records,
             external_id_field=info.get("externalIdFieldName"),
-            inject_failure=injector,
+            inject_failure=inject,
         )
 
     def _resolve_related(
@@ -505,22 +363,6 @@ class Sandbox:
                 matches = self.org.find_live_by(target, related, values)
             resolved[(name, related)] = {v: ids[0] for v, ids in matches.items() if len(ids) == 1}
         return resolved
-
-    def _failure_injector(self, sobject: ObjectSpec, pre_errors: dict[int, RecordError]):
-        with self.lock:
-            f = self.faults
-            share = f.record_failure_share if f.record_failure_object in (None, sobject.name) else 0.0
-            code, message = f.record_failure_error, f.record_failure_message
-
-        def inject(index: int) -> RecordError | None:
-            if index in pre_errors:
-                return pre_errors[index]
-            # Deterministic: exactly `share` of the records fail, spread evenly.
-            if share > 0 and int((index + 1) * share) > int(index * share):
-                return RecordError(code, message)
-            return None
-
-        return inject
 
     def ingest_results(self, job_id: str, kind: str) -> str:
         info = self.ingest_job(job_id)
@@ -597,7 +439,7 @@ class Sandbox:
             return
         job.info["state"] = "InProgress"
         started = time.monotonic()
-        self._slow_down()
+        self.faults.hold_job()
         job.rows = list(self.org.run_query(job.compiled, job.include_deleted))
         job.info.update(
             state="JobComplete",
@@ -857,11 +699,7 @@ class Handler(BaseHTTPRequestHandler):
             name, params = route
             self.sandbox.count(name)
             if path.startswith("/services/data/"):
-                fault = self.sandbox.take_fault(path)
-                if fault is not None:
-                    raise fault
-                self.sandbox.check_session(self.headers.get("Authorization"))
-                self.limit_info = self.sandbox.limit_info()
+                self._admit(path)
             getattr(self, f"route_{name}")(**params)
         except ApiError as exc:
             if route and route[0] == "token":
@@ -873,6 +711,14 @@ class Handler(BaseHTTPRequestHandler):
         except Exception as exc:
             log.exception("sandbox error on %s %s", method, path)
             self._json(500, [{"errorCode": "UNKNOWN_EXCEPTION", "message": str(exc)}])
+
+    def _admit(self, path: str) -> None:
+        """A data call: injected faults first, then the session and the API allowance."""
+        fault = self.sandbox.faults.take_request_fault(path)
+        if fault is not None:
+            raise fault
+        self.sandbox.auth.check_session(self.headers.get("Authorization"))
+        self.limit_info = self.sandbox.auth.limit_info()
 
     # ------------------------------------------------------------ responses
 
@@ -916,7 +762,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def route_token(self) -> None:
         form = {k: v[0] for k, v in parse_qs(self.body.decode("utf-8")).items()}
-        self._json(200, self.sandbox.issue_token(form))
+        self._json(200, self.sandbox.auth.issue_token(form, self.sandbox.url))
 
     def route_versions(self) -> None:
         self._json(200, [{"label": "Winter '25", "url": "/services/data/v62.0", "version": "62.0"}])
@@ -927,7 +773,7 @@ class Handler(BaseHTTPRequestHandler):
         )
 
     def route_limits(self, v: str) -> None:
-        self._json(200, self.sandbox.limits())
+        self._json(200, self.sandbox.auth.limits())
 
     def route_describe_global(self, v: str) -> None:
         self._json(
@@ -1066,7 +912,8 @@ class Handler(BaseHTTPRequestHandler):
     def route_admin_counters(self) -> None:
         with self.sandbox.lock:
             self._json(
-                200, {"endpoints": dict(self.sandbox.counters), "api_requests": self.sandbox.api_requests}
+                200,
+                {"endpoints": dict(self.sandbox.counters), "api_requests": self.sandbox.auth.api_requests},
             )
 
     def route_admin_stats(self) -> None:
@@ -1074,19 +921,19 @@ class Handler(BaseHTTPRequestHandler):
 
     def route_admin_faults(self) -> None:
         try:
-            self.sandbox.set_faults(**self._json_body())
+            self.sandbox.faults.update(**self._json_body())
         except (TypeError, ValueError) as exc:
             raise ApiError(400, "INVALID_FAULT", str(exc)) from None
         self._json(200, self.sandbox.faults.to_dict())
 
     def route_admin_reset(self) -> None:
-        self.sandbox.reset_faults()
+        self.sandbox.faults.reset()
         with self.sandbox.lock:
             self.sandbox.counters.clear()
         self._json(200, self.sandbox.faults.to_dict())
 
     def route_admin_expire(self) -> None:
-        self.sandbox.expire_sessions()
+        self.sandbox.auth.expire_sessions()
         self._json(200, {"expired": True})
 
     def route_admin_seed(self) -> None:
