@@ -110,8 +110,7 @@ class SandboxHandle:
 
     def counters(self) -> dict[str, int]:
         """Calls per endpoint (route name, e.g. 'ingest_create', 'token') since start or reset."""
-        with self.sandbox.lock:
-            return dict(self.sandbox.counters)
+        return self.sandbox.endpoint_counts()
 
     def register_jwt_key(self, client_id: str, public_key_pem: str) -> None:
         """Trust JWT-bearer assertions from `client_id` signed by this RSA public key."""
