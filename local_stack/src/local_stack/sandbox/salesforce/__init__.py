@@ -18,12 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from local_stack.sandbox.salesforce.server import (
-    DEFAULT_DAILY_API_LIMIT,
-    Sandbox,
-    make_server,
-    seed,
-)
+from local_stack.sandbox.salesforce.auth import DEFAULT_DAILY_API_LIMIT
+from local_stack.sandbox.salesforce.seed import seed
+from local_stack.sandbox.salesforce.server import Sandbox, make_server
+from local_stack.sandbox.salesforce.tls import CERT_FILE
 from platform_assets.environment import SANDBOX_SALESFORCE_CLIENT_ID, SANDBOX_SALESFORCE_CLIENT_SECRET
 
 __all__ = ["SandboxHandle", "sample_company_org", "start_sandbox"]
@@ -46,11 +44,11 @@ class SandboxHandle:
 
     @property
     def client_id(self) -> str:
-        return self.sandbox.client_id
+        return self.sandbox.auth.client_id
 
     @property
     def client_secret(self) -> str:
-        return self.sandbox.client_secret
+        return self.sandbox.auth.client_secret
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -68,23 +66,23 @@ class SandboxHandle:
 
     def expire_sessions(self) -> None:
         """Invalidate every issued token: the next data call gets 401 INVALID_SESSION_ID."""
-        self.sandbox.expire_sessions()
+        self.sandbox.auth.expire_sessions()
 
     def rate_limit(self, count: int, retry_after: int = 1, path: str | None = None) -> None:
         """The next `count` data calls (optionally only paths containing `path`) get 429 with Retry-After."""
-        self.sandbox.set_faults(rate_limited=count, retry_after=retry_after, path_filter=path)
+        self.sandbox.faults.update(rate_limited=count, retry_after=retry_after, path_filter=path)
 
     def server_errors(self, count: int, status: int = 503, path: str | None = None) -> None:
         """The next `count` data calls get HTTP `status` (5xx)."""
-        self.sandbox.set_faults(server_errors=count, server_error_status=status, path_filter=path)
+        self.sandbox.faults.update(server_errors=count, server_error_status=status, path_filter=path)
 
     def request_limit_exceeded(self, count: int) -> None:
         """The next `count` data calls get 403 REQUEST_LIMIT_EXCEEDED."""
-        self.sandbox.set_faults(limit_exceeded=count)
+        self.sandbox.faults.update(limit_exceeded=count)
 
     def slow_jobs(self, seconds: float) -> None:
         """Every Bulk job stays InProgress for `seconds` before it is processed."""
-        self.sandbox.set_faults(slow_job_seconds=seconds)
+        self.sandbox.faults.update(slow_job_seconds=seconds)
 
     def fail_records(
         self,
@@ -94,7 +92,7 @@ class SandboxHandle:
         sobject: str | None = None,
     ) -> None:
         """This share (0..1) of otherwise valid records in each ingest job fails with `error`."""
-        self.sandbox.set_faults(
+        self.sandbox.faults.update(
             record_failure_share=share,
             record_failure_error=error,
             record_failure_message=message,
@@ -105,19 +103,18 @@ class SandboxHandle:
         self, count: int, message: str = "InternalServerError : the sandbox failed this job"
     ) -> None:
         """The next `count` ingest jobs end Failed with all their records unprocessed."""
-        self.sandbox.set_faults(failing_jobs=count, failing_job_message=message)
+        self.sandbox.faults.update(failing_jobs=count, failing_job_message=message)
 
     def reset_faults(self) -> None:
-        self.sandbox.reset_faults()
+        self.sandbox.faults.reset()
 
     def counters(self) -> dict[str, int]:
         """Calls per endpoint (route name, e.g. 'ingest_create', 'token') since start or reset."""
-        with self.sandbox.lock:
-            return dict(self.sandbox.counters)
+        return self.sandbox.endpoint_counts()
 
     def register_jwt_key(self, client_id: str, public_key_pem: str) -> None:
         """Trust JWT-bearer assertions from `client_id` signed by this RSA public key."""
-        self.sandbox.jwt_public_keys[client_id] = public_key_pem
+        self.sandbox.auth.jwt_public_keys[client_id] = public_key_pem
 
     def seed(self, data: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         return seed(self.sandbox.org, data)
@@ -152,9 +149,7 @@ def start_sandbox(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="salesforce-sandbox", daemon=True
     )
     thread.start()
-    return SandboxHandle(
-        sandbox, server, thread, db_path, (tls_dir / "sandbox-cert.pem") if tls_dir else None
-    )
+    return SandboxHandle(sandbox, server, thread, db_path, (tls_dir / CERT_FILE) if tls_dir else None)
 
 
 def sample_company_org(scale: float, seed_value: int) -> dict[str, list[dict[str, Any]]]:

@@ -12,8 +12,8 @@ import threading
 from pathlib import Path
 
 from local_stack.sandbox.salesforce import sample_company_org, start_sandbox
+from local_stack.sandbox.salesforce.errors import ApiError
 from local_stack.sandbox.salesforce.schema import OBJECTS
-from local_stack.sandbox.salesforce.server import ApiError
 from platform_assets import environment
 
 

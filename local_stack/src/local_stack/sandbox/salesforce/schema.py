@@ -200,6 +200,8 @@ _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 _ID_RE = re.compile(r"^[0-9A-Za-z]{15}([0-9A-Za-z]{3})?$")
 POD = "8d"  # the two 'instance' characters after the key prefix; constant in the sandbox
+ORG_ID = "00D8d0000000001EAA"
+INTEGRATION_USER_ID = "0058d0000000000AAA"  # every token acts as this user
 
 
 def checksum_suffix(id15: str) -> str:

@@ -1,0 +1,11 @@
+"""Salesforce's error response, raised anywhere in the sandbox and rendered by the HTTP handler."""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    """An error response: HTTP status + Salesforce's [{"errorCode", "message"}] body."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
