@@ -4,7 +4,7 @@
     python3 tasks.py cycle   set up, then run a full platform cycle on the embedded defaults and report
     python3 tasks.py test    set up, then run the checks CI runs (ruff, definitions, dbt parse, pytest, smoke)
     python3 tasks.py ui      set up, start the local sandboxes and `dagster dev` on the same local data
-    python3 tasks.py bench   run the benchmarks and print their figures
+    python3 tasks.py bench   run the benchmarks, print their figures, write them into docs/performance.md
     python3 tasks.py screenshots   regenerate docs/screenshots with the browser tests
 
 Set-up is incremental: each step records a fingerprint of its inputs and is skipped while they are unchanged.
@@ -304,7 +304,7 @@ def main() -> None:
     test_parser = commands.add_parser("test", help="run the checks CI runs")
     test_parser.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments")
     commands.add_parser("ui", help="open the Dagster UI on the local data")
-    commands.add_parser("bench", help="run the benchmarks")
+    commands.add_parser("bench", help="run the benchmarks; their figures go into docs/performance.md")
     commands.add_parser("screenshots", help="regenerate docs/screenshots with the browser tests")
     args = parser.parse_args()
     handlers = {

@@ -29,8 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import dagster as dg  # noqa: E402
+from figures import emit  # noqa: E402
 
-import tasks  # noqa: E402  (the README commands' set-up: instance, sample company, sandboxes)
+import tasks  # noqa: E402  (tasks.py's set-up: instance, sample company, sandboxes)
 from local_stack.browser.dagster_ui import free_port, port_open  # noqa: E402
 
 TARGET_SECONDS = 120.0
@@ -199,6 +200,14 @@ def main() -> None:
         f"max {max(latencies):.1f}s over {len(latencies)} drop(s)"
     )
     print(f"target {TARGET_SECONDS:.0f}s; ratio {median / TARGET_SECONDS:.2f} (<= 1.00 meets the target)")
+    emit(
+        __file__,
+        "File drop → Salesforce sandbox updated (daemon + code server, 30 s sensor intervals)",
+        platform=f"{median:.0f} s median of {len(latencies)} ({min(latencies):.0f}-{max(latencies):.0f} s)",
+        baseline="target 120 s",
+        ratio=median / TARGET_SECONDS,
+        target=f"≤ {TARGET_SECONDS:.0f} s",
+    )
 
 
 if __name__ == "__main__":

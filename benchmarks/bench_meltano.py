@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import dagster as dg  # noqa: E402
+from figures import emit  # noqa: E402
 
 from local_stack.sample_company import append_rows, generate  # noqa: E402
 from platform_assets import environment  # noqa: E402
@@ -96,6 +97,14 @@ def main() -> int:
     print(f"plain `meltano run`: {best_plain:.1f}s  (all: {', '.join(f'{t:.1f}' for t in plain)})")
     print(f"Dagster asset:       {best_asset:.1f}s  (all: {', '.join(f'{t:.1f}' for t in asset)})")
     print(f"ratio asset/plain:   {best_asset / best_plain:.2f}x  (target <= 1.10x)")
+    emit(
+        __file__,
+        f"Meltano stream asset vs plain `meltano run`, {args.rows:,} rows (best of {args.rounds})",
+        platform=f"{best_asset:.1f} s",
+        baseline=f"{best_plain:.1f} s",
+        ratio=best_asset / best_plain,
+        target="≤ 1.10x",
+    )
     shutil.rmtree(base, ignore_errors=True)
     return 0
 

@@ -122,7 +122,8 @@ class PlatformEnvironment:
             raise MissingSettingsError(
                 f"PLATFORM_ENV={self.mode} needs these environment variables, which are not set:\n  "
                 + "\n  ".join(missing)
-                + "\nSet them (see README, 'Configuration for production') or use PLATFORM_ENV=local."
+                + "\nSet them (see docs/production.md, 'Configuration for production')"
+                + " or use PLATFORM_ENV=local."
             )
 
 
