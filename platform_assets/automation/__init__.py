@@ -1,4 +1,4 @@
-"""Data-aware scheduling: the automation policy, sensors, alerts and jobs (see docs/readme/automation.md)."""
+"""Data-aware scheduling: the automation policy, sensors, alerts and jobs (see docs/automation.md)."""
 
 from platform_assets.automation.policy import apply_platform_policy
 

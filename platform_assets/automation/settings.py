@@ -191,5 +191,5 @@ def parse_declaration(raw: Any, where: str) -> AutomationDeclaration:
         )
         raise AutomationSettingsError(
             f"{where}: invalid `automation` declaration ({problems}). Allowed keys: "
-            f"{', '.join(AutomationDeclaration.model_fields)}; see docs/readme/automation.md."
+            f"{', '.join(AutomationDeclaration.model_fields)}; see docs/automation.md."
         ) from None

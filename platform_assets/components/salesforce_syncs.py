@@ -217,7 +217,7 @@ def build_sync_asset(spec: SyncSpec, model: DbtModel, pool: str) -> dg.AssetsDef
 
 
 class SalesforceSyncsComponent(dg.Component, dg.Model, dg.Resolvable):
-    """One asset per YAML document in `syncs_dir` (see docs/readme/salesforce-syncs.md)."""
+    """One asset per YAML document in `syncs_dir` (see docs/salesforce-syncs.md)."""
 
     syncs_dir: str = "syncs"
     """Folder (relative to this defs.yaml) holding one YAML document per sync."""

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from platform_assets.dbt_manifest import DbtManifest, DbtModel, resolve_model
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-DOCS_HINT = "See docs/readme/hightouch.md, 'Adding a Hightouch sync'."
+DOCS_HINT = "See docs/hightouch.md, 'Adding a Hightouch sync'."
 
 
 class HightouchSyncConfigError(ValueError):

@@ -1,7 +1,7 @@
 """The platform's own Meltano integration: a runner around the `meltano` CLI (not dagster-meltano).
 
 dagster-meltano pins an old dagster-shell and only builds ops; the platform needs one asset per stream,
-subset runs, row counts and reconciliation, so it drives the CLI itself. See docs/readme/ingestion.md.
+subset runs, row counts and reconciliation, so it drives the CLI itself. See docs/ingestion.md.
 """
 
 from platform_assets.integrations.meltano.project import (
