@@ -20,6 +20,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from dagster import StringSource
+
+# The one use of Dagster's private modules in product code: instance storage is extended by subclassing
+# (dagster.yaml names `module` and `class`), and Dagster exports neither its SQLite event log storage nor
+# ConfigurableClassData publicly. tests/production/test_instance_configs.py runs the race this closes.
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._serdes import ConfigurableClassData
 
