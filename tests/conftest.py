@@ -26,6 +26,17 @@ def local_platform(
     environment.current.cache_clear()
 
 
+@pytest.fixture(scope="session")
+def prod_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project as the production image holds it: dbt manifest prepared for Snowflake.
+
+    One per session, for every area that loads ci/prod definitions (production, platform).
+    """
+    from production.production_support import prepare_prod_build
+
+    return prepare_prod_build(tmp_path_factory.mktemp("prod_build"))
+
+
 def postgres_reachable(host: str = "127.0.0.1", port: int = 5432) -> bool:
     try:
         with socket.create_connection((host, port), timeout=1):

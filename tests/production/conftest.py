@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from production_support import ProcessGroup, prepare_prod_build
+from production_support import ProcessGroup
 
 
 @pytest.fixture
@@ -17,9 +17,3 @@ def process_group(tmp_path: Path) -> Iterator[ProcessGroup]:
         yield group
     finally:
         group.stop()
-
-
-@pytest.fixture(scope="session")
-def prod_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The project as the production image holds it: dbt manifest prepared for Snowflake."""
-    return prepare_prod_build(tmp_path_factory.mktemp("prod_build"))
