@@ -158,6 +158,13 @@ class SettingTemplate:
         except _Unset:
             return None
 
+    def require(self, env: PlatformEnvironment) -> str:
+        """The setting's text in this environment; TemplateError where it has none."""
+        value = self.resolve(env)
+        if value is None:
+            raise TemplateError(f"{self.where}: no value is declared for PLATFORM_ENV={env.mode}")
+        return value
+
     def _value(self, placeholder: str, env: PlatformEnvironment) -> str:
         return Placeholder.parse(placeholder, self.where).value(env, self.where)
 

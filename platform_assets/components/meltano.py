@@ -108,6 +108,14 @@ class Source:
         return self.streams[stream].tap_stream or stream
 
 
+def declared_sources(file: Path) -> list[str]:
+    """The names of the sources `file` declares, whether or not they are defined in this environment."""
+    try:
+        return list((yaml.safe_load(file.read_text()) or {}).get("sources") or {})
+    except (OSError, yaml.YAMLError) as error:
+        raise SourcesConfigError(f"{file} cannot be read: {error}\n{DOCS_HINT}") from None
+
+
 def load_sources(
     file: Path, project_dir: Path, loaders: Mapping[str, str], env: environment.PlatformEnvironment
 ) -> list[Source]:

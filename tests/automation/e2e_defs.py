@@ -14,9 +14,8 @@ from platform_assets.automation import apply_platform_policy
 from platform_assets.automation.settings import CycleSettings, PolicySettings
 from platform_assets.components.automation import (
     AlertSettings,
-    LandingSensorSettings,
+    FileDropSensorSettings,
     SensorSettings,
-    WatermarkSensorSettings,
     build_automation_defs,
 )
 
@@ -63,8 +62,11 @@ def _automation() -> dg.Definitions:
         PolicySettings(cycle=CycleSettings(cron="0 0 1 1 *")),
         SensorSettings(
             automation_interval_seconds=2,
-            landing=LandingSensorSettings(interval_seconds=2, settle_seconds=0.5),
-            app_db_watermark=WatermarkSensorSettings(enabled=False),
+            file_drops=[
+                FileDropSensorSettings(
+                    source="landing", folder="{landing_dir}", interval_seconds=2, settle_seconds=0.5
+                )
+            ],
             path_interval_seconds=2,
         ),
         AlertSettings(notify_on_success=False),
