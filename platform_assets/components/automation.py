@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from pydantic import BaseModel, ConfigDict, Field
 
 from platform_assets import environment
 from platform_assets.automation import event_sensors, jobs, meltano_state, path_sensors
-from platform_assets.automation.alerts import alerts_resource_from_env
+from platform_assets.automation.alerts import AlertsResource, parse_channels
 from platform_assets.automation.policy import POLICY_METADATA_KEY
 from platform_assets.automation.settings import LAYER_TAG, LAYERS, PolicySettings
 from platform_assets.components.meltano import declared_sources
@@ -70,9 +71,21 @@ class SensorSettings(BaseModel):
 
 class AlertSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    channels: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Channels: {type: log | slack_webhook | email | <registered>, ...settings}; the log "
+        "always gets a line. Settings name environment variables, never values (automation/alerts.py).",
+    )
+    dagster_url_env: str | None = Field(default=None, description="Variable holding the UI's base URL.")
     freshness_states: list[str] = Field(default_factory=lambda: ["FAIL"])
     success_summary_layers: list[str] = Field(default_factory=lambda: ["activation"])
     notify_on_success: bool = True
+
+
+def alerts_resource(alerts: AlertSettings, where: str = "defs.yaml") -> AlertsResource:
+    """The alerts resource of the declared channels, checked now so a bad declaration fails load."""
+    parse_channels(alerts.channels, where=f"{where}: alerts.channels")
+    return AlertsResource(channels=alerts.channels, dagster_url_env=alerts.dagster_url_env)
 
 
 class AutomationConfigError(ValueError):
@@ -163,6 +176,6 @@ def build_automation_defs(
         jobs=[cycle_job, jobs.cycle_failure_recovery, *extra_jobs],
         schedules=[jobs.cycle_schedule(cycle_job, policy.cycle.cron, policy.cycle.timezone, schedule_status)],
         sensors=[*automation, *event, *paths],
-        resources={"alerts": alerts_resource_from_env()},
+        resources={"alerts": alerts_resource(alerts, where)},
         metadata={POLICY_METADATA_KEY: dg.MetadataValue.json(policy.model_dump(mode="json"))},
     )
