@@ -86,7 +86,10 @@ class Placeholder:
 
     def value(self, env: PlatformEnvironment, where: str) -> str:
         raw = self._raw(env, where)
-        value = _url_part(raw, self.part) if raw and self.part else raw
+        try:
+            value = _url_part(raw, self.part) if raw and self.part else raw
+        except ValueError:  # urlsplit's own message is safe, but say where
+            raise TemplateError(f"{where}: {self.text}: the URL's port is not a number") from None
         if value:
             return value
         if self.fallback is not None:

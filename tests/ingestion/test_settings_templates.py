@@ -116,6 +116,15 @@ def test_sample_salesforce_in_prod_passes_only_the_credentials_that_are_set(loca
     assert salesforce["TARGET_SNOWFLAKE_DEFAULT_TARGET_SCHEMA"] == "raw_salesforce"
 
 
+def test_sample_salesforce_in_prod_without_its_login_url_names_the_variable(local_platform, monkeypatch):
+    monkeypatch.delenv("SALESFORCE_LOGIN_URL", raising=False)
+    env = use_mode(monkeypatch, "prod")
+    with pytest.raises(TemplateError) as error:
+        sample(env)
+    assert f"{SOURCES}: sources.salesforce.settings.login_url" in str(error.value)
+    assert "needs the environment variable SALESFORCE_LOGIN_URL, which is not set" in str(error.value)
+
+
 def test_a_new_source_shape_resolves_env_fallbacks_modes_and_platform_values(
     local_platform, monkeypatch, tmp_path
 ) -> None:
@@ -162,6 +171,7 @@ def test_a_url_without_the_part_fails_without_showing_the_url(local_platform, mo
     [
         ({"token": "{tokn}"}, r"sources\.foo\.settings\.token: unknown placeholder \{tokn\}.*landing_dir"),
         ({"token": "{env:FOO_TOKEN.scheme}"}, r"settings\.token: .*\.scheme is not a URL part"),
+        ({"token": "{env:FOO TOKEN}"}, r"settings\.token: \{env:FOO TOKEN\} is not a placeholder"),
         ({"token": {"staging": "x"}}, r"settings\.token: 'staging' is not a mode"),
         ({"secret": "x"}, r"settings\.secret: 'tap-foo' declares no setting 'secret' in meltano\.yml"),
     ],
