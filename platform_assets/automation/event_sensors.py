@@ -10,6 +10,7 @@ every run request a run key derived from what changed, so a repeated tick never 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from platform_assets.env_templates import SettingTemplate, TemplateError
 RAW = "raw"
 DROP_SUFFIXES = (".csv", ".jsonl", ".json", ".csv.gz", ".jsonl.gz")
 TRIGGER_TAG = "platform/trigger"
+_USERINFO = re.compile(r"//[^/@]*@")
 
 
 def stream_keys(repository_def: dg.RepositoryDefinition, source: str) -> dict[str, dg.AssetKey]:
@@ -188,13 +190,14 @@ def build_watermark_sensor(
     """
     name = f"{source}_watermark"
     url_template = SettingTemplate.parse(database_url, where)
+    shown_url = _USERINFO.sub("//***@", database_url)  # in case a literal URL carries a password
 
     @dg.sensor(
         name=name,
         target=dg.AssetSelection.key_prefixes([RAW, source]),
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=default_status,
-        description=f"Watches max({column}) of the tables in schema {schema} of {database_url}; when it "
+        description=f"Watches max({column}) of the tables in schema {schema} of {shown_url}; when it "
         f"moves, records an observation on {RAW}/{source}/<stream> and ingests that stream.",
         tags={"layer": "ingestion"},
     )

@@ -58,14 +58,14 @@ class SensorSettings(BaseModel):
     watermarks: list[WatermarkSensorSettings] = Field(default_factory=list)
     path_interval_seconds: int = 30
 
-    def check_sources(self, declared: Collection[str], where: str) -> None:
+    def check_sources(self, declared: Collection[str], sources_file: Path, where: str) -> None:
         """Every event sensor starts a declared source; fails naming the key otherwise."""
         for kind, entries in (("file_drops", self.file_drops), ("watermarks", self.watermarks)):
             for index, entry in enumerate(entries):
                 if entry.source not in declared:
                     raise AutomationConfigError(
                         f"{where}: sensors.{kind}[{index}].source: {entry.source!r} is not a source of "
-                        f"defs/ingestion/sources.yaml (sources: {', '.join(declared) or 'none'})"
+                        f"{sources_file} (sources: {', '.join(declared) or 'none'})"
                     )
 
 
@@ -105,7 +105,8 @@ class AutomationComponent(dg.Component, dg.Model, dg.Resolvable):
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         where = str(Path(context.path) / "defs.yaml")
-        self.sensors.check_sources(declared_sources(Path(context.path) / self.sources_file), where)
+        sources_file = (Path(context.path) / self.sources_file).resolve()
+        self.sensors.check_sources(declared_sources(sources_file), sources_file, where)
         return build_automation_defs(self.policy, self.sensors, self.alerts, self.meltano_state_job, where)
 
 
