@@ -182,3 +182,12 @@ def test_malformed_settings_fail_at_load_naming_file_source_and_key(
     with pytest.raises(SourcesConfigError, match=expected) as error:
         foo_sources(tmp_path, settings, local_platform)
     assert str(tmp_path / "sources.yaml") in str(error.value)
+
+
+def test_settings_of_an_unknown_loader_fail_at_load_naming_the_key(local_platform, tmp_path) -> None:
+    document = yaml.safe_load(SOURCES.read_text())
+    document["loader_settings"]["target-nowhere"] = {"filepath": "{duckdb_path}"}
+    file = tmp_path / "sources.yaml"
+    file.write_text(yaml.safe_dump(document))
+    with pytest.raises(SourcesConfigError, match=r"loader_settings\.target-nowhere: loader 'target-nowhere'"):
+        load_sources(file, environment.MELTANO_PROJECT_DIR, LOADERS, local_platform)
