@@ -1,12 +1,16 @@
-"""Event-driven ingestion: file drops in the landing folder and the application database's watermark.
+"""Event-driven ingestion of a declared source: file drops in a folder, or a database table's watermark.
 
-Both read the outside world only at tick time (never at definitions load), keep a cursor, and give every
-run request a run key derived from what changed, so a repeated tick never launches twice.
+defs/automation/defs.yaml declares which source each sensor starts (`sensors.file_drops`,
+`sensors.watermarks`); a sensor targets the source's stream assets `raw/<source>/<stream>`. Its folder or
+database URL is a template over the platform environment (platform_assets/env_templates.py), resolved at
+tick time: sensors read the outside world only then (never at definitions load), keep a cursor, and give
+every run request a run key derived from what changed, so a repeated tick never launches twice.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -15,19 +19,21 @@ from pathlib import Path
 import dagster as dg
 
 from platform_assets import environment
+from platform_assets.env_templates import SettingTemplate, TemplateError
 
-LANDING_PREFIX = ("raw", "landing")
-APP_DB_PREFIX = ("raw", "app_db")
-LANDING_SUFFIXES = (".csv", ".jsonl", ".json", ".csv.gz", ".jsonl.gz")
+RAW = "raw"
+DROP_SUFFIXES = (".csv", ".jsonl", ".json", ".csv.gz", ".jsonl.gz")
 TRIGGER_TAG = "platform/trigger"
+_USERINFO = re.compile(r"//[^/@]*@")
 
 
-def stream_keys(repository_def: dg.RepositoryDefinition, prefix: tuple[str, ...]) -> dict[str, dg.AssetKey]:
-    """Stream name -> asset key, for the loaded assets `[*prefix, <stream>]`."""
+def stream_keys(repository_def: dg.RepositoryDefinition, source: str) -> dict[str, dg.AssetKey]:
+    """Stream name -> asset key, for the loaded assets `raw/<source>/<stream>`."""
+    prefix = (RAW, source)
     return {key.path[-1]: key for key in repository_def.assets_defs_by_key if tuple(key.path[:-1]) == prefix}
 
 
-# ---------------------------------------------------------------- landing folder
+# ---------------------------------------------------------------- file drops
 
 
 @dataclass(frozen=True)
@@ -42,12 +48,14 @@ class FolderSignature:
         return f"{self.files}-{self.size}-{self.mtime_ns}"
 
 
-def folder_signature(folder: Path, settle_seconds: float, now: float) -> FolderSignature | None:
+def folder_signature(
+    folder: Path, settle_seconds: float, now: float, suffixes: tuple[str, ...] = DROP_SUFFIXES
+) -> FolderSignature | None:
     """The folder's signature, or None while a file is still being written (changed < settle_seconds)."""
     files = [
         path
         for path in folder.iterdir()
-        if path.is_file() and not path.name.startswith(".") and path.name.endswith(LANDING_SUFFIXES)
+        if path.is_file() and not path.name.startswith(".") and path.name.endswith(suffixes)
     ]
     stats = [path.stat() for path in files]
     if any(now - stat.st_mtime < settle_seconds for stat in stats):
@@ -59,56 +67,72 @@ def folder_signature(folder: Path, settle_seconds: float, now: float) -> FolderS
     )
 
 
-def landing_changes(
-    landing_dir: Path, cursor: Mapping[str, str], settle_seconds: float, now: float | None = None
+def drop_changes(
+    drop_dir: Path,
+    cursor: Mapping[str, str],
+    settle_seconds: float,
+    now: float | None = None,
+    suffixes: tuple[str, ...] = DROP_SUFFIXES,
 ) -> dict[str, str]:
-    """Streams whose folder changed since the cursor -> their new signature token."""
-    if not landing_dir.is_dir():
+    """Streams (sub-folders) whose files changed since the cursor -> their new signature token."""
+    if not drop_dir.is_dir():
         return {}
     now = time.time() if now is None else now
     changed = {}
-    for folder in sorted(p for p in landing_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        signature = folder_signature(folder, settle_seconds, now)
+    for folder in sorted(p for p in drop_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        signature = folder_signature(folder, settle_seconds, now, suffixes)
         if signature is not None and signature.files and cursor.get(folder.name) != signature.token():
             changed[folder.name] = signature.token()
     return changed
 
 
-def build_landing_sensor(
-    name: str = "landing_file_drop",
+def build_file_drop_sensor(
+    source: str,
+    folder: str,
     minimum_interval_seconds: int = 30,
     settle_seconds: float = 5.0,
+    suffixes: tuple[str, ...] = DROP_SUFFIXES,
     default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED,
+    where: str = "folder",
 ) -> dg.SensorDefinition:
+    """`<source>_file_drop`: ingests the streams of `source` whose `<folder>/<stream>/` got files.
+
+    `folder` is a template (e.g. "{landing_dir}"); `where` names its declaration in error messages.
+    """
+    name = f"{source}_file_drop"
+    folder_template = SettingTemplate.parse(folder, where)
+
     @dg.sensor(
         name=name,
-        target=dg.AssetSelection.key_prefixes(list(LANDING_PREFIX)),
+        target=dg.AssetSelection.key_prefixes([RAW, source]),
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=default_status,
-        description="Starts ingestion of exactly the landing streams whose folder got new or grown files "
-        "(<landing_dir>/<stream>/*.csv|.jsonl -> asset raw/landing/<stream>).",
+        description=f"Starts ingestion of exactly the {source} streams whose folder got new or grown files "
+        f"({folder}/<stream>/*{'|'.join(suffixes)} -> asset {RAW}/{source}/<stream>).",
         tags={"layer": "ingestion"},
     )
     def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-        landing_dir = environment.current().landing_dir
+        try:
+            drop_dir = Path(folder_template.require(environment.current()))
+        except TemplateError as unset:
+            return dg.SkipReason(f"no folder to watch: {unset}")
         cursor: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-        changed = landing_changes(landing_dir, cursor, settle_seconds)
-        keys = stream_keys(context.repository_def, LANDING_PREFIX)
+        changed = drop_changes(drop_dir, cursor, settle_seconds, suffixes=suffixes)
+        keys = stream_keys(context.repository_def, source)
         unknown = sorted(set(changed) - set(keys))
         if unknown:
             # Kept out of the cursor, so they trigger once an asset exists for them.
             context.log.warning(
-                f"{landing_dir}: folders {unknown} have files but no asset raw/landing/<stream>; "
+                f"{drop_dir}: folders {unknown} have files but no asset {RAW}/{source}/<stream>; "
                 "declare the stream in defs/ingestion/sources.yaml."
             )
         triggered = {stream: token for stream, token in changed.items() if stream in keys}
         if not triggered:
-            return dg.SkipReason(f"no new files in {landing_dir}")
-        run_key = "landing:" + ",".join(f"{s}@{t}" for s, t in sorted(triggered.items()))
+            return dg.SkipReason(f"no new files in {drop_dir}")
         request = dg.RunRequest(
-            run_key=run_key,
+            run_key=f"{source}:" + ",".join(f"{s}@{t}" for s, t in sorted(triggered.items())),
             asset_selection=[keys[stream] for stream in sorted(triggered)],
-            tags={TRIGGER_TAG: "landing_file_drop"},
+            tags={TRIGGER_TAG: name},
         )
         context.log.info(f"new files for streams {sorted(triggered)}")
         return dg.SensorResult(
@@ -118,7 +142,7 @@ def build_landing_sensor(
     return _sensor
 
 
-# ---------------------------------------------------------------- application database watermark
+# ---------------------------------------------------------------- database watermark
 
 
 def read_watermarks(
@@ -150,31 +174,41 @@ def read_watermarks(
 
 
 def build_watermark_sensor(
-    name: str = "app_db_watermark",
-    schema: str = "app",
+    source: str,
+    database_url: str,
+    schema: str,
     tables: Mapping[str, str] | None = None,
     column: str = "updated_at",
     minimum_interval_seconds: int = 60,
     default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED,
+    where: str = "database_url",
 ) -> dg.SensorDefinition:
-    """`tables` maps stream -> table where they differ; by default a stream reads the table of its name."""
+    """`<source>_watermark`: ingests the streams of `source` whose table's max(`column`) moved.
+
+    `database_url` is a template (e.g. "{env:APP_DB_URL}"); while it has no value the sensor skips, saying
+    what to set. `tables` maps stream -> table where they differ; by default a stream reads its namesake.
+    """
+    name = f"{source}_watermark"
+    url_template = SettingTemplate.parse(database_url, where)
+    shown_url = _USERINFO.sub("//***@", database_url)  # in case a literal URL carries a password
 
     @dg.sensor(
         name=name,
-        target=dg.AssetSelection.key_prefixes(list(APP_DB_PREFIX)),
+        target=dg.AssetSelection.key_prefixes([RAW, source]),
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=default_status,
-        description=f"Watches max({column}) of the application database (PLATFORM_APP_DB_URL, schema "
-        f"{schema}); when it moves, records an observation on raw/app_db/<stream> and ingests that stream.",
+        description=f"Watches max({column}) of the tables in schema {schema} of {shown_url}; when it "
+        f"moves, records an observation on {RAW}/{source}/<stream> and ingests that stream.",
         tags={"layer": "ingestion"},
     )
     def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-        db_url = environment.current().app_db_url
-        if not db_url:
-            return dg.SkipReason("PLATFORM_APP_DB_URL is not set: no application database to watch")
-        keys = stream_keys(context.repository_def, APP_DB_PREFIX)
+        try:
+            db_url = url_template.require(environment.current())
+        except TemplateError as unset:
+            return dg.SkipReason(f"no database to watch: {unset}")
+        keys = stream_keys(context.repository_def, source)
         if not keys:
-            return dg.SkipReason("no raw/app_db/<stream> assets are loaded")
+            return dg.SkipReason(f"no {RAW}/{source}/<stream> assets are loaded")
         table_of = {stream: (tables or {}).get(stream, stream) for stream in keys}
         marks = read_watermarks(db_url, schema, set(table_of.values()), column)
         cursor: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
@@ -197,9 +231,9 @@ def build_watermark_sensor(
             for stream, mark in sorted(moved.items())
         ]
         request = dg.RunRequest(
-            run_key="app_db:" + ",".join(f"{s}@{m}" for s, m in sorted(moved.items())),
+            run_key=f"{source}:" + ",".join(f"{s}@{m}" for s, m in sorted(moved.items())),
             asset_selection=[keys[stream] for stream in sorted(moved)],
-            tags={TRIGGER_TAG: "app_db_watermark"},
+            tags={TRIGGER_TAG: name},
         )
         return dg.SensorResult(
             run_requests=[request],

@@ -7,32 +7,44 @@ declaration; nothing here touches an external system at load time.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any
+
 import dagster as dg
 from pydantic import BaseModel, ConfigDict, Field
 
 from platform_assets import environment
 from platform_assets.automation import event_sensors, jobs, meltano_state, path_sensors
-from platform_assets.automation.alerts import alerts_resource_from_env
+from platform_assets.automation.alerts import AlertsResource, parse_channels
 from platform_assets.automation.policy import POLICY_METADATA_KEY
 from platform_assets.automation.settings import LAYER_TAG, LAYERS, PolicySettings
+from platform_assets.components.meltano import declared_sources
 
 
-class LandingSensorSettings(BaseModel):
+class FileDropSensorSettings(BaseModel):
+    """A sensor that ingests a source's streams when files land in `<folder>/<stream>/`."""
+
     model_config = ConfigDict(extra="forbid")
-    enabled: bool = True
+    source: str = Field(description="A source of defs/ingestion/sources.yaml.")
+    folder: str = Field(description="Template over the platform environment, e.g. '{landing_dir}'.")
     interval_seconds: int = 30
     settle_seconds: float = Field(
         default=5.0, description="Files changed more recently are still being written."
     )
+    suffixes: list[str] = Field(default_factory=lambda: list(event_sensors.DROP_SUFFIXES))
 
 
 class WatermarkSensorSettings(BaseModel):
+    """A sensor that ingests a source's streams when max(<column>) of their tables moves."""
+
     model_config = ConfigDict(extra="forbid")
-    enabled: bool = True
-    interval_seconds: int = 60
-    schema_name: str = Field(default="app", alias="schema")
+    source: str = Field(description="A source of defs/ingestion/sources.yaml.")
+    database_url: str = Field(description="Template, e.g. '{env:PLATFORM_APP_DB_URL}'; unset: skip.")
+    schema_name: str = Field(alias="schema")
     column: str = "updated_at"
     tables: dict[str, str] = Field(default_factory=dict, description="stream -> table, where they differ.")
+    interval_seconds: int = 60
 
 
 class SensorSettings(BaseModel):
@@ -42,28 +54,60 @@ class SensorSettings(BaseModel):
         description="Environments where the schedule and sensors start RUNNING; elsewhere ops turn them on.",
     )
     automation_interval_seconds: int = 30
-    landing: LandingSensorSettings = Field(default_factory=LandingSensorSettings)
-    app_db_watermark: WatermarkSensorSettings = Field(default_factory=WatermarkSensorSettings)
+    file_drops: list[FileDropSensorSettings] = Field(default_factory=list)
+    watermarks: list[WatermarkSensorSettings] = Field(default_factory=list)
     path_interval_seconds: int = 30
+
+    def check_sources(self, declared: Collection[str], sources_file: Path, where: str) -> None:
+        """Every event sensor starts a declared source; fails naming the key otherwise."""
+        for kind, entries in (("file_drops", self.file_drops), ("watermarks", self.watermarks)):
+            for index, entry in enumerate(entries):
+                if entry.source not in declared:
+                    raise AutomationConfigError(
+                        f"{where}: sensors.{kind}[{index}].source: {entry.source!r} is not a source of "
+                        f"{sources_file} (sources: {', '.join(declared) or 'none'})"
+                    )
 
 
 class AlertSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    channels: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Channels: {type: log | slack_webhook | email | <registered>, ...settings}; the log "
+        "always gets a line. Settings name environment variables, never values (automation/alerts.py).",
+    )
+    dagster_url_env: str | None = Field(default=None, description="Variable holding the UI's base URL.")
     freshness_states: list[str] = Field(default_factory=lambda: ["FAIL"])
     success_summary_layers: list[str] = Field(default_factory=lambda: ["activation"])
     notify_on_success: bool = True
 
 
-class AutomationComponent(dg.Component, dg.Model, dg.Resolvable):
-    """Data-aware scheduling for the platform (see docs/readme/automation.md)."""
+def alerts_resource(alerts: AlertSettings, where: str = "defs.yaml") -> AlertsResource:
+    """The alerts resource of the declared channels, checked now so a bad declaration fails load."""
+    parse_channels(alerts.channels, where=f"{where}: alerts.channels")
+    return AlertsResource(channels=alerts.channels, dagster_url_env=alerts.dagster_url_env)
 
+
+class AutomationConfigError(ValueError):
+    """defs/automation/defs.yaml declares something the platform cannot build; names the file and key."""
+
+
+class AutomationComponent(dg.Component, dg.Model, dg.Resolvable):
+    """Data-aware scheduling for the platform (see docs/automation.md)."""
+
+    sources_file: str = Field(
+        default="../ingestion/sources.yaml", description="The sources the event sensors may name."
+    )
     policy: PolicySettings = Field(default_factory=PolicySettings)
     sensors: SensorSettings = Field(default_factory=SensorSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     meltano_state_job: bool = True
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        return build_automation_defs(self.policy, self.sensors, self.alerts, self.meltano_state_job)
+        where = str(Path(context.path) / "defs.yaml")
+        sources_file = (Path(context.path) / self.sources_file).resolve()
+        self.sensors.check_sources(declared_sources(sources_file), sources_file, where)
+        return build_automation_defs(self.policy, self.sensors, self.alerts, self.meltano_state_job, where)
 
 
 def build_automation_defs(
@@ -71,6 +115,7 @@ def build_automation_defs(
     sensors: SensorSettings,
     alerts: AlertSettings,
     with_meltano_state_job: bool = True,
+    where: str = "defs.yaml",
 ) -> dg.Definitions:
     running = environment.current().mode in sensors.running_by_default_in
     sensor_status = dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED
@@ -87,26 +132,30 @@ def build_automation_defs(
         )
         for layer in LAYERS
     ]
-    event = []
-    if sensors.landing.enabled:
-        event.append(
-            event_sensors.build_landing_sensor(
-                minimum_interval_seconds=sensors.landing.interval_seconds,
-                settle_seconds=sensors.landing.settle_seconds,
-                default_status=sensor_status,
-            )
+    event = [
+        event_sensors.build_file_drop_sensor(
+            drop.source,
+            drop.folder,
+            minimum_interval_seconds=drop.interval_seconds,
+            settle_seconds=drop.settle_seconds,
+            suffixes=tuple(drop.suffixes),
+            default_status=sensor_status,
+            where=f"{where}: sensors.file_drops[{index}].folder",
         )
-    if sensors.app_db_watermark.enabled:
-        watermark = sensors.app_db_watermark
-        event.append(
-            event_sensors.build_watermark_sensor(
-                schema=watermark.schema_name,
-                tables=watermark.tables,
-                column=watermark.column,
-                minimum_interval_seconds=watermark.interval_seconds,
-                default_status=sensor_status,
-            )
+        for index, drop in enumerate(sensors.file_drops)
+    ] + [
+        event_sensors.build_watermark_sensor(
+            mark.source,
+            mark.database_url,
+            schema=mark.schema_name,
+            tables=mark.tables,
+            column=mark.column,
+            minimum_interval_seconds=mark.interval_seconds,
+            default_status=sensor_status,
+            where=f"{where}: sensors.watermarks[{index}].database_url",
         )
+        for index, mark in enumerate(sensors.watermarks)
+    ]
     extra_jobs = [meltano_state.meltano_state_job] if with_meltano_state_job else []
     paths = [
         path_sensors.build_run_failure_sensor(
@@ -128,6 +177,6 @@ def build_automation_defs(
         jobs=[cycle_job, jobs.cycle_failure_recovery, *extra_jobs],
         schedules=[jobs.cycle_schedule(cycle_job, policy.cycle.cron, policy.cycle.timezone, schedule_status)],
         sensors=[*automation, *event, *paths],
-        resources={"alerts": alerts_resource_from_env()},
+        resources={"alerts": alerts_resource(alerts, where)},
         metadata={POLICY_METADATA_KEY: dg.MetadataValue.json(policy.model_dump(mode="json"))},
     )

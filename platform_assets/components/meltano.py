@@ -1,7 +1,9 @@
 """Meltano pipelines as assets: one asset per stream, one subsettable multi-asset per source.
 
 defs/ingestion/defs.yaml instantiates `MeltanoProjectComponent`; defs/ingestion/sources.yaml declares each
-source (extractor, optional loader, description, owners, cadence, streams). Everything comes from committed
+source (extractor, optional loader, description, owners, cadence, extractor settings, streams) and the
+loaders' settings. Settings are templates over the platform environment (platform_assets/env_templates.py):
+their names are checked at load, their values read only when a run starts. Everything comes from committed
 files (sources.yaml, meltano/meltano.yml): loading never runs meltano and never touches the network.
 
 Each stream is the asset `["raw", <source>, <stream>]` (group `ingestion_<source>`, kinds meltano + the
@@ -12,7 +14,7 @@ streams runs `meltano run` for those streams only; run config `full_refresh: tru
 import os
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -22,7 +24,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from platform_assets import environment
+from platform_assets.env_templates import SettingTemplate, TemplateError, parse_settings
 from platform_assets.integrations.meltano import (
+    MeltanoProject,
     MeltanoProjectError,
     MeltanoRunError,
     RunResult,
@@ -35,7 +39,7 @@ CHECK_NAME = "rows_landed_match_extracted"
 DEFAULT_LOADERS = {"local": "target-duckdb", "ci": "target-snowflake", "prod": "target-snowflake"}
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _OWNER = re.compile(r"^(team:[\w.-]+|[^@\s]+@[^@\s]+\.[^@\s]+)$")
-DOCS_HINT = "See docs/readme/ingestion.md, 'Adding a source'."
+DOCS_HINT = "See docs/ingestion.md, 'Adding a source'."
 
 
 class SourcesConfigError(ValueError):
@@ -43,6 +47,10 @@ class SourcesConfigError(ValueError):
 
 
 # -- sources.yaml ---------------------------------------------------------------------------------------
+
+
+SettingDecl = str | dict[str, str]
+"""A setting's template, or its template per mode (local, ci, prod, default)."""
 
 
 class StreamDecl(BaseModel):
@@ -68,12 +76,19 @@ class SourceDecl(BaseModel):
     requires_env: list[str] = Field(
         default_factory=list, description="Environment variables without which the source is not defined."
     )
+    settings: dict[str, SettingDecl] = Field(
+        default_factory=dict,
+        description="Extractor settings as templates over the platform environment (env_templates.py).",
+    )
     streams: dict[str, StreamDecl]
 
 
 class SourcesFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    loader_settings: dict[str, dict[str, SettingDecl]] = Field(
+        default_factory=dict, description="Loader -> its settings, templated like a source's settings."
+    )
     sources: dict[str, SourceDecl]
 
 
@@ -86,9 +101,19 @@ class Source:
     owners: tuple[str, ...]
     cadence: str | None
     streams: dict[str, StreamDecl]
+    settings: dict[str, SettingTemplate] = field(default_factory=dict)
+    loader_settings: dict[str, SettingTemplate] = field(default_factory=dict)
 
     def tap_stream(self, stream: str) -> str:
         return self.streams[stream].tap_stream or stream
+
+
+def declared_sources(file: Path) -> list[str]:
+    """The names of the sources `file` declares, whether or not they are defined in this environment."""
+    try:
+        return list((yaml.safe_load(file.read_text()) or {}).get("sources") or {})
+    except (OSError, yaml.YAMLError) as error:
+        raise SourcesConfigError(f"{file} cannot be read: {error}\n{DOCS_HINT}") from None
 
 
 def load_sources(
@@ -102,6 +127,7 @@ def load_sources(
     except (yaml.YAMLError, ValidationError) as error:
         raise SourcesConfigError(f"{file} is not a valid sources file: {error}\n{DOCS_HINT}") from None
     project = load_project(project_dir)
+    loader_settings = _loader_settings(parsed, project, file)
     sources = []
     for name, decl in parsed.sources.items():
         where = f"{file}: sources.{name}"
@@ -113,7 +139,8 @@ def load_sources(
             extractor = project.extractor(decl.extractor, where=f"{where}.extractor")
             loader = _loader(decl, loaders, env)
             project.check_loader(loader, where=f"{where}.loader")
-        except MeltanoProjectError as error:
+            settings = _settings(decl.settings, extractor.name, extractor.settings, f"{where}.settings")
+        except (MeltanoProjectError, TemplateError) as error:
             raise SourcesConfigError(str(error)) from None
         owners = tuple(decl.owners)
         for stream, stream_decl in decl.streams.items():
@@ -133,9 +160,46 @@ def load_sources(
                         f"{stream_where}: owner {owner!r} is not an email or team:<name>"
                     )
         sources.append(
-            Source(name, decl.extractor, loader, decl.description, owners, decl.cadence, dict(decl.streams))
+            Source(
+                name,
+                decl.extractor,
+                loader,
+                decl.description,
+                owners,
+                decl.cadence,
+                dict(decl.streams),
+                settings,
+                loader_settings.get(loader, {}),
+            )
         )
     return sources
+
+
+def _settings(
+    declared: Mapping[str, SettingDecl], plugin: str, known: tuple[str, ...], where: str
+) -> dict[str, SettingTemplate]:
+    """Templates of a plugin's settings, each a setting meltano.yml declares (Meltano ignores others)."""
+    for key in declared:
+        if key not in known:
+            raise TemplateError(
+                f"{where}.{key}: {plugin!r} declares no setting {key!r} in meltano.yml "
+                f"(its settings: {', '.join(known) or 'none'}); declare it under the plugin's settings"
+            )
+    return parse_settings(declared, where)
+
+
+def _loader_settings(
+    parsed: SourcesFile, project: MeltanoProject, file: Path
+) -> dict[str, dict[str, SettingTemplate]]:
+    templates = {}
+    for loader, declared in parsed.loader_settings.items():
+        where = f"{file}: loader_settings.{loader}"
+        try:
+            project.check_loader(loader, where=where)
+            templates[loader] = parse_settings(declared, where)
+        except (MeltanoProjectError, TemplateError) as error:
+            raise SourcesConfigError(str(error)) from None
+    return templates
 
 
 def _loader(decl: SourceDecl, loaders: Mapping[str, str], env: environment.PlatformEnvironment) -> str:
@@ -164,6 +228,8 @@ class MeltanoResource(dg.ConfigurableResource):
         source: str,
         tap_streams: list[str],
         full_refresh: bool,
+        extractor_settings: Mapping[str, SettingTemplate] | None = None,
+        loader_settings: Mapping[str, SettingTemplate] | None = None,
     ) -> RunResult:
         log = context.log
 
@@ -178,6 +244,8 @@ class MeltanoResource(dg.ConfigurableResource):
             full_refresh=full_refresh,
             log=forward,
             project_root=Path(self.project_dir),
+            extractor_settings=extractor_settings,
+            loader_settings=loader_settings,
         )
 
 
@@ -304,7 +372,11 @@ def build_source_assets(source: Source, env: environment.PlatformEnvironment) ->
                 source=source.name,
                 tap_streams=[source.tap_stream(s) for s in streams],
                 full_refresh=config.full_refresh,
+                extractor_settings=source.settings,
+                loader_settings=source.loader_settings,
             )
+        except TemplateError as error:  # a declared setting has no value here: say which and what to set
+            raise dg.Failure(description=str(error)) from None
         except MeltanoRunError as error:
             if not error.result.failed_streams:
                 raise dg.Failure(description=str(error)) from None

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 import socketserver
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import yaml
+
+from platform_assets import environment
+from platform_assets.automation.alerts import AlertsResource
+from platform_assets.components.automation import AlertSettings, alerts_resource
 
 
 @dataclass
@@ -106,3 +112,22 @@ def mailbox() -> Iterator[Mailbox]:
     yield box
     server.shutdown()
     server.server_close()
+
+
+DEFS_YAML = environment.PROJECT_ROOT / "platform_assets" / "defs" / "automation" / "defs.yaml"
+
+
+@pytest.fixture
+def declared_alerts(monkeypatch: pytest.MonkeyPatch) -> Callable[..., AlertsResource]:
+    """`declared_alerts(VARIABLE=value, …)`: the alerts resource of the repo's defs.yaml, in an environment
+    where only the given alert variables are set."""
+    for variable in [v for v in os.environ if v.startswith("PLATFORM_ALERT_") or v == "PLATFORM_DAGSTER_URL"]:
+        monkeypatch.delenv(variable)
+    settings = AlertSettings.model_validate(yaml.safe_load(DEFS_YAML.read_text())["attributes"]["alerts"])
+
+    def build(**variables: str) -> AlertsResource:
+        for name, value in variables.items():
+            monkeypatch.setenv(name, value)
+        return alerts_resource(settings, str(DEFS_YAML))
+
+    return build

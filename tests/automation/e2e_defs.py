@@ -8,15 +8,15 @@ Sensor intervals are a few seconds so the test stays short.
 """
 
 import dagster as dg
+import yaml
 
 from platform_assets import environment
 from platform_assets.automation import apply_platform_policy
 from platform_assets.automation.settings import CycleSettings, PolicySettings
 from platform_assets.components.automation import (
     AlertSettings,
-    LandingSensorSettings,
+    FileDropSensorSettings,
     SensorSettings,
-    WatermarkSensorSettings,
     build_automation_defs,
 )
 
@@ -56,6 +56,11 @@ def short_lived_mart() -> None:
     return None
 
 
+def _declared_alerts() -> dict:
+    defs_yaml = environment.PROJECT_ROOT / "platform_assets" / "defs" / "automation" / "defs.yaml"
+    return yaml.safe_load(defs_yaml.read_text())["attributes"]["alerts"]
+
+
 def _automation() -> dg.Definitions:
     return build_automation_defs(
         # A cycle that never starts during a test (New Year's midnight): the hourly default fired at :00
@@ -63,11 +68,15 @@ def _automation() -> dg.Definitions:
         PolicySettings(cycle=CycleSettings(cron="0 0 1 1 *")),
         SensorSettings(
             automation_interval_seconds=2,
-            landing=LandingSensorSettings(interval_seconds=2, settle_seconds=0.5),
-            app_db_watermark=WatermarkSensorSettings(enabled=False),
+            file_drops=[
+                FileDropSensorSettings(
+                    source="landing", folder="{landing_dir}", interval_seconds=2, settle_seconds=0.5
+                )
+            ],
             path_interval_seconds=2,
         ),
-        AlertSettings(notify_on_success=False),
+        # The platform's declared alert channels (the test sets PLATFORM_ALERT_SLACK_WEBHOOK_URL).
+        AlertSettings.model_validate({**_declared_alerts(), "notify_on_success": False}),
         with_meltano_state_job=False,
     )
 

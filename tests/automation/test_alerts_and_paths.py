@@ -7,12 +7,7 @@ import logging
 import dagster as dg
 import pytest
 
-from platform_assets.automation.alerts import (
-    Alert,
-    AlertDeliveryError,
-    AlertsResource,
-    alerts_resource_from_env,
-)
+from platform_assets.automation.alerts import Alert, AlertDeliveryError, AlertsResource
 from platform_assets.automation.jobs import (
     CYCLE_ASSET_KEY,
     RECOVERY_JOB,
@@ -30,32 +25,32 @@ ALERT = Alert(
 )
 
 
-def test_webhook_alert_names_assets_error_and_run_link(webhook) -> None:
-    delivered = AlertsResource(slack_webhook_url=webhook.url).send(ALERT)
+def test_webhook_alert_names_assets_error_and_run_link(webhook, declared_alerts) -> None:
+    delivered = declared_alerts(PLATFORM_ALERT_SLACK_WEBHOOK_URL=webhook.url).send(ALERT)
     assert delivered == ["log", "slack"]
     text = webhook.messages[0]["text"]
     assert "raw/landing/invoices" in text and "bad decimal 'abc'" in text and "/runs/abc123" in text
 
 
-def test_webhook_alert_retries_a_temporary_failure(webhook) -> None:
+def test_webhook_alert_retries_a_temporary_failure(webhook, declared_alerts) -> None:
     webhook.fail_next.extend([503, 429])
-    AlertsResource(slack_webhook_url=webhook.url).send(ALERT)
+    declared_alerts(PLATFORM_ALERT_SLACK_WEBHOOK_URL=webhook.url).send(ALERT)
     assert len(webhook.messages) == 1
 
 
-def test_broken_channel_raises_without_leaking_the_webhook_secret(webhook) -> None:
+def test_broken_channel_raises_without_leaking_the_webhook_secret(webhook, declared_alerts) -> None:
     webhook.fail_next.append(404)
     with pytest.raises(AlertDeliveryError, match="slack") as error:
-        AlertsResource(slack_webhook_url=webhook.url).send(ALERT)
+        declared_alerts(PLATFORM_ALERT_SLACK_WEBHOOK_URL=webhook.url).send(ALERT)
     assert "XXXX" not in str(error.value)
 
 
-def test_email_alert_reaches_the_smtp_server(mailbox) -> None:
-    resource = AlertsResource(
-        smtp_host="127.0.0.1",
-        smtp_port=mailbox.port,
-        smtp_from="dagster@example.com",
-        smtp_to="data@example.com, oncall@example.com",
+def test_email_alert_reaches_the_smtp_server(mailbox, declared_alerts) -> None:
+    resource = declared_alerts(
+        PLATFORM_ALERT_SMTP_HOST="127.0.0.1",
+        PLATFORM_ALERT_SMTP_PORT=str(mailbox.port),
+        PLATFORM_ALERT_SMTP_FROM="dagster@example.com",
+        PLATFORM_ALERT_SMTP_TO="data@example.com, oncall@example.com",
     )
     assert resource.send(ALERT) == ["log", "email"]
     (message,) = mailbox.messages
@@ -64,28 +59,29 @@ def test_email_alert_reaches_the_smtp_server(mailbox) -> None:
     assert mailbox.envelopes[0] == ("dagster@example.com", ["data@example.com", "oncall@example.com"])
 
 
-def test_default_alert_is_a_clear_log_line(caplog: pytest.LogCaptureFixture) -> None:
+def test_default_alert_is_a_clear_log_line(caplog: pytest.LogCaptureFixture, declared_alerts) -> None:
     with caplog.at_level(logging.ERROR, logger="platform_assets.alerts"):
-        assert AlertsResource().send(ALERT) == ["log"]
+        assert declared_alerts().send(ALERT) == ["log"]
     assert (
         "ALERT [platform ERROR] Run failed: job ingestion_cycle | Assets: raw/landing/invoices" in caplog.text
     )
 
 
-def test_alert_channels_come_from_environment_variables(monkeypatch: pytest.MonkeyPatch, mailbox) -> None:
-    monkeypatch.setenv("PLATFORM_ALERT_SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("PLATFORM_ALERT_SMTP_PORT", str(mailbox.port))
-    monkeypatch.setenv("PLATFORM_ALERT_SMTP_FROM", "dagster@example.com")
-    monkeypatch.setenv("PLATFORM_ALERT_SMTP_TO", "data@example.com")
-    monkeypatch.setenv("PLATFORM_DAGSTER_URL", "https://dagster.example.com/")
-    alerts = alerts_resource_from_env().process_config_and_initialize()  # resolves the dg.EnvVar bindings
+def test_alert_channels_come_from_environment_variables(mailbox, declared_alerts) -> None:
+    alerts = declared_alerts(
+        PLATFORM_ALERT_SMTP_HOST="127.0.0.1",
+        PLATFORM_ALERT_SMTP_PORT=str(mailbox.port),
+        PLATFORM_ALERT_SMTP_FROM="dagster@example.com",
+        PLATFORM_ALERT_SMTP_TO="data@example.com",
+        PLATFORM_DAGSTER_URL="https://dagster.example.com/",
+    ).process_config_and_initialize()  # as Dagster hands it to a run
     assert alerts.send(ALERT) == ["log", "email"]
     assert alerts.run_url("r1") == "https://dagster.example.com/runs/r1"
 
 
-def test_email_configured_without_recipients_fails_naming_the_variables() -> None:
+def test_email_configured_without_recipients_fails_naming_the_variables(declared_alerts) -> None:
     with pytest.raises(AlertDeliveryError, match="PLATFORM_ALERT_SMTP_FROM or PLATFORM_ALERT_SMTP_TO"):
-        AlertsResource(smtp_host="127.0.0.1").send(ALERT)
+        declared_alerts(PLATFORM_ALERT_SMTP_HOST="127.0.0.1").send(ALERT)
 
 
 # ---------------------------------------------------------------- conditional paths
@@ -119,8 +115,12 @@ def _cycle_observations(instance: dg.DagsterInstance) -> list[dict]:
     ]
 
 
-def test_failed_run_launches_recovery_that_marks_the_cycle_failed_and_alerts(webhook) -> None:
-    alerts = AlertsResource(slack_webhook_url=webhook.url, dagster_url="http://dagster.example:3000")
+def test_failed_run_launches_recovery_that_marks_the_cycle_failed_and_alerts(
+    webhook, declared_alerts
+) -> None:
+    alerts = declared_alerts(
+        PLATFORM_ALERT_SLACK_WEBHOOK_URL=webhook.url, PLATFORM_DAGSTER_URL="http://dagster.example:3000"
+    )
     defs = _defs(alerts)
     instance = dg.DagsterInstance.ephemeral()
     failed = defs.resolve_job_def("work").execute_in_process(
@@ -153,8 +153,8 @@ def test_failed_run_launches_recovery_that_marks_the_cycle_failed_and_alerts(web
     assert observation["status"] == "failed" and observation["failed_run_id"] == failed.run_id
 
 
-def test_successful_activation_run_records_the_cycle_and_posts_a_summary(webhook) -> None:
-    alerts = AlertsResource(slack_webhook_url=webhook.url)
+def test_successful_activation_run_records_the_cycle_and_posts_a_summary(webhook, declared_alerts) -> None:
+    alerts = declared_alerts(PLATFORM_ALERT_SLACK_WEBHOOK_URL=webhook.url)
     defs = _defs(alerts)
     instance = dg.DagsterInstance.ephemeral()
     run = defs.resolve_job_def("work").execute_in_process(

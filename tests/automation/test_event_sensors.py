@@ -13,9 +13,11 @@ import dagster as dg
 import pytest
 
 from platform_assets import environment
-from platform_assets.automation.event_sensors import build_landing_sensor, build_watermark_sensor
+from platform_assets.automation.event_sensors import build_file_drop_sensor, build_watermark_sensor
+from platform_assets.components.automation import AutomationComponent
 
 TEST_DB = "postgresql://postgres@127.0.0.1:5432/test"
+APP_DB_URL = "{env:PLATFORM_APP_DB_URL}"
 
 
 def _stream_assets(source: str, streams: list[str]) -> list[dg.AssetsDefinition]:
@@ -60,7 +62,7 @@ def landing(local_platform: environment.PlatformEnvironment) -> Path:
 
 
 def test_landing_sensor_triggers_only_streams_whose_files_arrived(landing: Path) -> None:
-    sensor = build_landing_sensor(settle_seconds=5)
+    sensor = build_file_drop_sensor("landing", "{landing_dir}", settle_seconds=5)
     defs = dg.Definitions(
         assets=_stream_assets("landing", ["invoices", "campaigns", "signups"]), sensors=[sensor]
     )
@@ -83,7 +85,7 @@ def test_landing_sensor_triggers_only_streams_whose_files_arrived(landing: Path)
 
 
 def test_landing_sensor_sees_rows_appended_to_an_existing_file(landing: Path) -> None:
-    sensor = build_landing_sensor(settle_seconds=5)
+    sensor = build_file_drop_sensor("landing", "{landing_dir}", settle_seconds=5)
     defs = dg.Definitions(assets=_stream_assets("landing", ["signups"]))
     instance = dg.DagsterInstance.ephemeral()
     path = _drop(landing / "signups", "drop.jsonl", '{"signup_id": "sgn_1"}\n')
@@ -96,7 +98,7 @@ def test_landing_sensor_sees_rows_appended_to_an_existing_file(landing: Path) ->
 
 
 def test_landing_sensor_waits_for_a_file_still_being_written(landing: Path) -> None:
-    sensor = build_landing_sensor(settle_seconds=30)
+    sensor = build_file_drop_sensor("landing", "{landing_dir}", settle_seconds=30)
     defs = dg.Definitions(assets=_stream_assets("landing", ["invoices"]))
     instance = dg.DagsterInstance.ephemeral()
     path = _drop(landing / "invoices", "big.csv", "invoice_id\n", age_seconds=0)
@@ -106,7 +108,7 @@ def test_landing_sensor_waits_for_a_file_still_being_written(landing: Path) -> N
 
 
 def test_landing_sensor_ignores_folders_without_an_asset_and_keeps_them_pending(landing: Path) -> None:
-    sensor = build_landing_sensor(settle_seconds=0)
+    sensor = build_file_drop_sensor("landing", "{landing_dir}", settle_seconds=0)
     defs = dg.Definitions(assets=_stream_assets("landing", ["invoices"]))
     instance = dg.DagsterInstance.ephemeral()
     _drop(landing / "unknown_stream", "a.csv", "x\n1\n")
@@ -122,7 +124,7 @@ def test_sensors_do_not_touch_external_systems_at_definitions_load(
 ) -> None:
     monkeypatch.setenv("PLATFORM_APP_DB_URL", "postgresql://nobody@127.0.0.1:1/none")
     environment.current.cache_clear()
-    sensor = build_watermark_sensor()
+    sensor = build_watermark_sensor("app_db", APP_DB_URL, schema="app")
     defs = dg.Definitions(assets=_stream_assets("app_db", ["workspaces"]), sensors=[sensor])
     dg.Definitions.validate_loadable(defs)  # building it never connected (port 1 would refuse)
     with pytest.raises(Exception, match=r"(?i)connect|refused"):
@@ -171,7 +173,7 @@ def app_db(
 @pytest.mark.postgres
 def test_watermark_sensor_ingests_only_streams_whose_watermark_moved(app_db: tuple) -> None:
     schema, connection = app_db
-    sensor = build_watermark_sensor(schema=schema)
+    sensor = build_watermark_sensor("app_db", APP_DB_URL, schema=schema)
     defs = dg.Definitions(assets=_stream_assets("app_db", ["workspaces", "users", "subscriptions"]))
     instance = dg.DagsterInstance.ephemeral()
 
@@ -200,7 +202,87 @@ def test_watermark_sensor_ingests_only_streams_whose_watermark_moved(app_db: tup
 def test_watermark_sensor_skips_clearly_without_an_application_database(
     local_platform: environment.PlatformEnvironment,
 ) -> None:
-    sensor = build_watermark_sensor()
+    sensor = build_watermark_sensor("app_db", APP_DB_URL, schema="app")
     defs = dg.Definitions(assets=_stream_assets("app_db", ["workspaces"]))
     result = _tick(sensor, defs, dg.DagsterInstance.ephemeral(), None)
     assert result.run_requests == [] and "PLATFORM_APP_DB_URL" in (result.skip_message or "")
+
+
+# ---------------------------------------------------------------- declared in defs/automation/defs.yaml
+
+
+def _sources_file(tmp_path: Path, *names: str) -> Path:
+    file = tmp_path / "sources.yaml"
+    file.write_text("sources:\n" + "".join(f"  {name}: {{}}\n" for name in names))
+    return file
+
+
+def test_the_repo_declares_the_landing_and_app_db_sensors(local_platform) -> None:
+    tree = dg.ComponentTree.for_project(environment.PROJECT_ROOT / "platform_assets")
+    sensors = {sensor.name: sensor for sensor in tree.build_defs(Path("automation")).sensors or []}
+    assert {"landing_file_drop", "app_db_watermark"} <= set(sensors)
+    assert "PLATFORM_APP_DB_URL" in (sensors["app_db_watermark"].description or "")
+
+
+def test_a_second_file_drop_source_gets_its_own_sensor_folder_and_streams(
+    local_platform, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    partner_dir = tmp_path / "partner_drops"
+    monkeypatch.setenv("PARTNER_DROP_DIR", str(partner_dir))
+    component = AutomationComponent.model_validate(
+        {
+            "sources_file": str(_sources_file(tmp_path, "landing", "partner")),
+            "sensors": {
+                "file_drops": [
+                    {"source": "landing", "folder": "{landing_dir}"},
+                    {"source": "partner", "folder": "{env:PARTNER_DROP_DIR}", "settle_seconds": 0},
+                ]
+            },
+            "meltano_state_job": False,
+        }
+    )
+    automation = component.build_defs(dg.ComponentTree.for_test().load_context)
+    sensor = next(s for s in automation.sensors or [] if s.name == "partner_file_drop")
+    defs = dg.Definitions(
+        assets=_stream_assets("landing", ["orders"]) + _stream_assets("partner", ["orders", "refunds"]),
+        sensors=[sensor],
+    )
+    _drop(local_platform.landing_dir / "orders", "a.csv", "id\n1\n")
+    _drop(partner_dir / "refunds", "a.csv", "id\n1\n")
+    result = _tick(sensor, defs, dg.DagsterInstance.ephemeral(), None)
+    assert _requested(result) == [["raw/partner/refunds"]], "only the partner folder, only its new stream"
+    (request,) = result.run_requests
+    assert request.run_key.startswith("partner:") and request.tags["platform/trigger"] == "partner_file_drop"
+
+    monkeypatch.delenv("PARTNER_DROP_DIR")
+    skipped = _tick(sensor, defs, dg.DagsterInstance.ephemeral(), None)
+    assert skipped.run_requests == [] and "set the environment variable PARTNER_DROP_DIR" in (
+        skipped.skip_message or ""
+    )
+
+
+@pytest.mark.parametrize(
+    ("sensors", "expected"),
+    [
+        (
+            {"file_drops": [{"source": "landing", "folder": "x"}, {"source": "partnr", "folder": "x"}]},
+            r"defs\.yaml: sensors\.file_drops\[1\]\.source: 'partnr' is not a source .*landing, partner",
+        ),
+        (
+            {"watermarks": [{"source": "crm", "database_url": "{env:CRM_URL}", "schema": "crm"}]},
+            r"defs\.yaml: sensors\.watermarks\[0\]\.source: 'crm' is not a source",
+        ),
+        (
+            {"file_drops": [{"source": "partner", "folder": "{drop_dir}"}]},
+            r"defs\.yaml: sensors\.file_drops\[0\]\.folder: unknown placeholder \{drop_dir\}",
+        ),
+    ],
+)
+def test_unknown_sources_and_placeholders_fail_load_naming_defs_yaml_and_the_key(
+    local_platform, tmp_path: Path, sensors: dict, expected: str
+) -> None:
+    component = AutomationComponent.model_validate(
+        {"sources_file": str(_sources_file(tmp_path, "landing", "partner")), "sensors": sensors}
+    )
+    with pytest.raises(ValueError, match=expected):
+        component.build_defs(dg.ComponentTree.for_test().load_context)

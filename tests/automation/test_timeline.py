@@ -15,7 +15,6 @@ import dagster as dg
 import pytest
 
 from automation.platform_like import CHECK_OUTCOME, platform_assets, platform_defs
-from platform_assets.automation.alerts import AlertsResource
 from platform_assets.automation.jobs import CYCLE_TAG, INGESTION_CYCLE_JOB
 
 FINANCE_CHAIN = {
@@ -206,9 +205,13 @@ def _daemon_freshness_event(key: str, new: str, previous: str) -> object:
     )
 
 
-def test_freshness_failure_sends_one_alert_naming_the_asset(platform: Platform, webhook) -> None:
+def test_freshness_failure_sends_one_alert_naming_the_asset(
+    platform: Platform, webhook, declared_alerts
+) -> None:
     sensor = platform.defs.resolve_sensor_def("freshness_alerts")
-    alerts = AlertsResource(slack_webhook_url=webhook.url, dagster_url="http://dagster.example:3000")
+    alerts = declared_alerts(
+        PLATFORM_ALERT_SLACK_WEBHOOK_URL=webhook.url, PLATFORM_DAGSTER_URL="http://dagster.example:3000"
+    )
     platform.instance.report_runless_asset_event(
         _daemon_freshness_event("finance/fin_mrr", "PASS", "UNKNOWN")
     )

@@ -1,8 +1,9 @@
 """Running `meltano run <tap> <target>` for the platform: environment, stream selection, logs, counts.
 
-- The environment maps `platform_assets.environment.current()` onto plugin settings through Meltano's
-  setting env vars (TAP_LANDING_ROOT, TARGET_DUCKDB_FILEPATH, …); secrets pass through the process
-  environment only and are never logged.
+- Plugin settings are declared per source (and per loader) in defs/ingestion/sources.yaml as templates
+  over the platform environment (platform_assets/env_templates.py), resolved here, at run time, into
+  Meltano's setting env vars (<PLUGIN>_<SETTING>); secrets pass through the process environment only and
+  are never logged.
 - Only the requested streams run: `<TAP>__SELECT` overrides the extractor's `select`. State is one Meltano
   state id per pipeline (`<environment>:<tap>-to-<target>`); the tap reads the whole state and writes it
   back, so bookmarks of streams outside the subset are kept. A full refresh uses Meltano's
@@ -26,13 +27,14 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 from platform_assets import environment
+from platform_assets.env_templates import SettingTemplate, resolve_settings
 from platform_assets.environment import PlatformEnvironment
 
 PLUGIN_TYPES = ("extractors", "loaders")
-FAILED_STREAM = re.compile(r"tap-landing stream failed: stream=(?P<stream>\S+) (?P<message>.*)")
+# A tap that fails one stream and goes on reports it so; the other streams still load.
+FAILED_STREAM = re.compile(r"\bstream failed: stream=(?P<stream>\S+) (?P<message>.*)")
 _ENV_NAME = re.compile(r"[^A-Za-z0-9]")
 
 LogFn = Callable[[str, str], None]
@@ -73,46 +75,26 @@ def state_id(env: PlatformEnvironment, extractor: str, loader: str) -> str:
     return f"{env.mode.value}:{extractor}-to-{loader}"
 
 
-def plugin_settings(env: PlatformEnvironment, extractor: str, loader: str, source: str) -> dict[str, str]:
-    """Setting env vars of the plugins this platform knows, from the platform environment."""
-    settings: dict[str, str] = {"PLATFORM_SCHEMA_PREFIX": env.schema_prefix}
-    raw_schema = env.schema(f"raw_{source}")
-    if loader == "target-duckdb":
-        settings["TARGET_DUCKDB_FILEPATH"] = str(env.duckdb_path)
-        settings["TARGET_DUCKDB_DEFAULT_TARGET_SCHEMA"] = raw_schema
-    elif loader == "target-snowflake":
-        settings["TARGET_SNOWFLAKE_DEFAULT_TARGET_SCHEMA"] = raw_schema
-    if extractor == "tap-landing":
-        settings["TAP_LANDING_ROOT"] = str(env.landing_dir)
-    elif extractor == "tap-postgres" and env.app_db_url:
-        settings.update(_postgres_settings(env.app_db_url))
-    elif extractor == "tap-salesforce-bulk":
-        settings["TAP_SALESFORCE_BULK_LOGIN_URL"] = env.salesforce_login_url
-        if env.is_local:
-            settings["TAP_SALESFORCE_BULK_CLIENT_ID"] = environment.SANDBOX_SALESFORCE_CLIENT_ID
-            settings["TAP_SALESFORCE_BULK_CLIENT_SECRET"] = environment.SANDBOX_SALESFORCE_CLIENT_SECRET
-        else:
-            for name in ("CLIENT_ID", "CLIENT_SECRET", "USERNAME", "PRIVATE_KEY"):
-                if os.environ.get(f"SALESFORCE_{name}"):
-                    settings[f"TAP_SALESFORCE_BULK_{name}"] = os.environ[f"SALESFORCE_{name}"]
-    return settings
+def plugin_settings(
+    env: PlatformEnvironment,
+    extractor: str,
+    loader: str,
+    source: str,
+    extractor_settings: Mapping[str, SettingTemplate] | None = None,
+    loader_settings: Mapping[str, SettingTemplate] | None = None,
+) -> dict[str, str]:
+    """Meltano's setting env vars for one pipeline: the declared settings, resolved now, and the raw schema.
 
-
-def _postgres_settings(url: str) -> dict[str, str]:
-    """tap-postgres's connection settings from a PostgreSQL URL (its sqlalchemy_url demands a password;
-    the separate settings accept an empty one, as trust or peer authentication needs)."""
-    parts = urlsplit(url)
-    if not (parts.hostname and parts.username and parts.path.strip("/")):
-        raise ValueError(
-            "PLATFORM_APP_DB_URL must look like postgresql://user[:password]@host[:port]/database"
-        )
-    return {
-        "TAP_POSTGRES_HOST": parts.hostname,
-        "TAP_POSTGRES_PORT": str(parts.port or 5432),
-        "TAP_POSTGRES_USER": unquote(parts.username),
-        "TAP_POSTGRES_PASSWORD": unquote(parts.password or ""),
-        "TAP_POSTGRES_DATABASE": parts.path.strip("/"),
+    Every loader writes to `raw_<source>` (the schema the stream assets read), so that one stays in code.
+    """
+    settings = {
+        "PLATFORM_SCHEMA_PREFIX": env.schema_prefix,
+        f"{plugin_env_name(loader)}_DEFAULT_TARGET_SCHEMA": env.schema(f"raw_{source}"),
     }
+    for plugin, templates in ((extractor, extractor_settings), (loader, loader_settings)):
+        for key, value in resolve_settings(templates or {}, env).items():
+            settings[f"{plugin_env_name(plugin)}_{plugin_env_name(key)}"] = value
+    return settings
 
 
 def local_sys_dir(env: PlatformEnvironment, project_root: Path, plugins: Iterable[tuple[str, str]]) -> Path:
@@ -157,9 +139,11 @@ def build_env(
     loader: str,
     source: str,
     tap_streams: Iterable[str],
+    extractor_settings: Mapping[str, SettingTemplate] | None = None,
+    loader_settings: Mapping[str, SettingTemplate] | None = None,
 ) -> dict[str, str]:
     process_env = meltano_env(env, project_root, [("extractors", extractor), ("loaders", loader)])
-    process_env.update(plugin_settings(env, extractor, loader, source))
+    process_env.update(plugin_settings(env, extractor, loader, source, extractor_settings, loader_settings))
     process_env[f"{plugin_env_name(extractor)}__SELECT"] = json.dumps([f"{s}.*" for s in tap_streams])
     return process_env
 
@@ -238,16 +222,20 @@ def run_pipeline(
     env: PlatformEnvironment | None = None,
     project_root: Path = environment.MELTANO_PROJECT_DIR,
     extra_env: Mapping[str, str] | None = None,
+    extractor_settings: Mapping[str, SettingTemplate] | None = None,
+    loader_settings: Mapping[str, SettingTemplate] | None = None,
 ) -> RunResult:
     """Run one extractor->loader pipeline for the given tap streams; raise MeltanoRunError on failure.
 
-    When only some tap-landing streams fail (malformed files), the result is still returned through the
+    When only some streams fail (e.g. malformed files), the result is still returned through the
     raised error's `.result`, with `failed_streams` naming them, so callers can report the others.
     """
     env = env or environment.current()
     streams = tuple(tap_streams)
     result = RunResult(extractor, loader, state_id(env, extractor, loader), streams)
-    process_env = build_env(env, project_root, extractor, loader, source, streams)
+    process_env = build_env(
+        env, project_root, extractor, loader, source, streams, extractor_settings, loader_settings
+    )
     process_env.update(extra_env or {})
     command = ["meltano", f"--environment={env.mode.value}", "--log-format=json", "run"]
     if full_refresh:
