@@ -4,29 +4,27 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from platform_assets import environment
+from platform_assets import dbt_manifest, environment
+from platform_assets.components.salesforce_syncs import SYNC_STATE_SCHEMA
 from platform_assets.warehouse import connect_duckdb, quote_identifier
 
-# Warehouse schemas by layer; anything else is listed under "other".
-LAYERS: dict[str, tuple[str, ...]] = {
-    "ingestion (raw)": ("raw_",),
-    "staging": ("staging",),
-    "marts": ("finance", "marketing", "sales"),
-    "activation models": ("activation",),
-    "sync state": ("platform_sync",),
-}
+LAYERS = ("ingestion (raw)", "dbt models", "sync state", "other")
 
 
-def _layer_of(schema: str) -> str:
-    for layer, prefixes in LAYERS.items():
-        if any(schema.startswith(prefix) for prefix in prefixes):
-            return layer
-    return "other"
+def _layer_of(schema: str, dbt_schemas: set[str]) -> str:
+    """Raw schemas are `raw_<source>`; dbt's are those of the prepared manifest's models."""
+    if schema.startswith("raw_"):
+        return "ingestion (raw)"
+    if schema in dbt_schemas:
+        return "dbt models"
+    return "sync state" if schema == SYNC_STATE_SCHEMA else "other"
 
 
 def table_counts() -> dict[str, list[tuple[str, int]]]:
     """Row counts of every warehouse table, grouped by layer."""
     env = environment.current()
+    manifest = dbt_manifest.read_if_prepared()
+    dbt_schemas = {model.schema for model in manifest.models.values()} if manifest else set()
     by_layer: dict[str, list[tuple[str, int]]] = defaultdict(list)
     connection = connect_duckdb(env.duckdb_path, read_only=True)
     try:
@@ -38,7 +36,7 @@ def table_counts() -> dict[str, list[tuple[str, int]]]:
         for schema, table in tables:
             qualified = f"{quote_identifier(schema)}.{quote_identifier(table)}"
             (count,) = connection.execute(f"select count(*) from {qualified}").fetchone()
-            by_layer[_layer_of(schema)].append((f"{schema}.{table}", int(count)))
+            by_layer[_layer_of(schema, dbt_schemas)].append((f"{schema}.{table}", int(count)))
     finally:
         connection.close()
     return dict(by_layer)
@@ -47,7 +45,7 @@ def table_counts() -> dict[str, list[tuple[str, int]]]:
 def render(counts: dict[str, list[tuple[str, int]]]) -> str:
     env = environment.current()
     lines = [f"Warehouse: {env.duckdb_path}", f"Landing folder: {env.landing_dir}"]
-    for layer in [*LAYERS, "other"]:
+    for layer in LAYERS:
         rows = counts.get(layer)
         if not rows:
             continue
