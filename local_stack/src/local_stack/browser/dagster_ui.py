@@ -328,21 +328,30 @@ def pause_automation(url: str) -> list[str]:
     for repository in graphql(url, _INSTIGATORS_QUERY)["repositoriesOrError"]["nodes"]:
         for sensor in repository["sensors"]:
             if sensor["sensorState"]["status"] == "RUNNING":
-                graphql(
-                    url,
-                    "mutation($id: String) { stopSensor(id: $id) { __typename } }",
-                    {"id": sensor["sensorState"]["id"]},
-                )
+                _stop_instigator(url, "stopSensor", sensor["sensorState"]["id"])
                 stopped.append(sensor["name"])
         for schedule in repository["schedules"]:
             if schedule["scheduleState"]["status"] == "RUNNING":
-                graphql(
-                    url,
-                    "mutation($id: String) { stopRunningSchedule(id: $id) { __typename } }",
-                    {"id": schedule["scheduleState"]["id"]},
-                )
+                _stop_instigator(url, "stopRunningSchedule", schedule["scheduleState"]["id"])
                 stopped.append(schedule["name"])
     return stopped
+
+
+def _stop_instigator(url: str, mutation: str, state_id: str, attempts: int = 5) -> None:
+    """Stop one sensor or schedule. The daemon of `dagster dev` ticks the same instigators and writes the
+    same SQLite instance, so a stop can fail on a locked database: retry a few times, then raise with
+    Dagster's own message."""
+    query = (
+        f"mutation($id: String) {{ {mutation}(id: $id) {{ __typename ... on PythonError {{ message }} }} }}"
+    )
+    for attempt in range(1, attempts + 1):
+        try:
+            graphql(url, query, {"id": state_id})
+            return
+        except HarnessError:
+            if attempt == attempts:
+                raise
+            time.sleep(attempt)
 
 
 @contextlib.contextmanager
