@@ -12,6 +12,7 @@ checks, blocking where the dbt test's severity is `error` (the activation models
 severity mechanism, so dbt and Dagster agree on what stops a sync.
 """
 
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,8 +25,6 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 from platform_assets import dbt_manifest, environment
 from platform_assets.dbt_manifest import PREPARE_COMMAND, DbtManifestError
 from platform_assets.resources import dbt_resource
-
-APP_DB_TAG = "app_db"
 
 
 @dataclass(frozen=True)
@@ -220,6 +219,18 @@ class DbtDomainsComponent(dg.Component, dg.Model, dg.Resolvable):
     """Domains whose step goes first when one run builds several (Dagster's `dagster/priority` op tag):
     the domain that feeds Salesforce syncs, so its syncs can start while other domains still build."""
 
+    exclude_tags_unless_set: dict[str, str] = {}
+    """dbt tag -> environment variable: models with the tag are left out entirely where the variable is
+    unset (e.g. the models of a source that is only configured in some environments, whose raw tables
+    do not exist elsewhere)."""
+
+    def excluded_selection(self) -> str | None:
+        """dbt's --exclude for the tags whose variable is unset (a space is a union in dbt selection)."""
+        unset = [
+            tag for tag, variable in self.exclude_tags_unless_set.items() if not os.environ.get(variable)
+        ]
+        return " ".join(f"tag:{tag}" for tag in unset) or None
+
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         env = environment.current()
         project = DbtProject(context.project_root / self.project_dir)
@@ -235,8 +246,7 @@ class DbtDomainsComponent(dg.Component, dg.Model, dg.Resolvable):
             )
         domain_by_model = {unique_id: domain for domain in domains for unique_id in domain.model_ids}
         translator = PlatformDbtTranslator(domain_by_model, manifest)
-        # Without the application database its raw tables do not exist: leave its models out entirely.
-        exclude = None if env.app_db_url else f"tag:{APP_DB_TAG}"
+        exclude = self.excluded_selection()
         assets = [
             build_domain_assets(
                 domain, manifest, project, translator, exclude, self.pool, domain.name in self.run_first

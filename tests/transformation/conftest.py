@@ -12,11 +12,13 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
+import yaml
 
 from platform_assets import environment
 from platform_assets.components.dbt_domains import DbtDomainsComponent, prepare_manifest
 
 REPO_DBT_PROJECT = environment.DBT_PROJECT_DIR
+TRANSFORMATION_DEFS = environment.PROJECT_ROOT / "platform_assets" / "defs" / "transformation" / "defs.yaml"
 BATCH_1 = "2026-03-01 00:00:00"
 BATCH_2 = "2026-03-15 13:00:00"
 
@@ -657,7 +659,8 @@ def platform_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[environme
 
 def build_component_defs(project_dir: Path) -> dg.Definitions:
     """The component as defs.yaml declares it, pointed at `project_dir`."""
-    component = DbtDomainsComponent(project_dir=str(project_dir))
+    declared = yaml.safe_load(TRANSFORMATION_DEFS.read_text())["attributes"]
+    component = DbtDomainsComponent(**{**declared, "project_dir": str(project_dir)})
     return component.build_defs(dg.ComponentTree.for_test().load_context)
 
 

@@ -10,7 +10,6 @@ from dagster_dbt import dbt_assets
 
 from platform_assets import environment
 from platform_assets.components.dbt_domains import (
-    APP_DB_TAG,
     PREPARE_COMMAND,
     DbtDomainsComponent,
     DbtManifestError,
@@ -103,7 +102,7 @@ def test_per_domain_manifests_give_the_same_graph_as_one_definition_over_the_who
     domains = resolve_domains(manifest, None, dbt_project_copy)
     translator = PlatformDbtTranslator({model: d for d in domains for model in d.model_ids}, manifest)
 
-    @dbt_assets(manifest=manifest, exclude=f"tag:{APP_DB_TAG}", dagster_dbt_translator=translator)
+    @dbt_assets(manifest=manifest, exclude="tag:app_db", dagster_dbt_translator=translator)
     def whole_project(): ...
 
     def graph(assets_defs):
