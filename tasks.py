@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -42,11 +44,96 @@ def log(message: str) -> None:
     print(f"[tasks] {message}", flush=True)
 
 
+# ------------------------------------------------------------------------------------------ children
+# Every process tasks.py starts goes through spawn(): it gets its own session (so its process group holds it
+# and whatever it starts, e.g. dagster dev's webserver, daemon and code servers) and is recorded here, so that
+# a SIGINT or SIGTERM to tasks.py (Ctrl-C, a container stop, a CI timeout) stops all of them, not only us.
+CHILDREN: list[subprocess.Popen] = []
+# How long a child's group gets to exit after SIGTERM before SIGKILL: a blocked `dagster job execute` ignored
+# SIGTERM and SIGINT for over 30 s, and a stop must stay prompt.
+STOP_GRACE_SECONDS = float(os.environ.get("TASKS_STOP_GRACE_SECONDS", "10"))
+
+
+def spawn(args: Sequence[str | os.PathLike], **popen: object) -> subprocess.Popen:
+    process = subprocess.Popen([str(a) for a in args], start_new_session=True, **popen)
+    CHILDREN.append(process)
+    return process
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a member exists that we may not signal: still alive
+        return True
+    return True
+
+
+def stop(processes: Sequence[subprocess.Popen], grace: float = STOP_GRACE_SECONDS) -> None:
+    """SIGTERM each process's group, wait up to `grace` seconds for the groups to empty, then SIGKILL them."""
+    for process in processes:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for process in processes:
+        # The leader must be reaped (poll) for its group to look empty; its own children may linger after it.
+        while (process.poll() is None or group_alive(process.pid)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    for process in processes:
+        # Also after the leader exited: a grandchild it left behind is still in the group.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=5)
+        with contextlib.suppress(ValueError):
+            CHILDREN.remove(process)
+
+
+def on_signal(signum: int, _frame: object) -> None:
+    # Ignore a second Ctrl-C while stopping: an interrupted stop is what orphans processes.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    name = signal.Signals(signum).name
+    log(f"{name}: stopping {len(CHILDREN)} started process group(s)")
+    stop(list(reversed(CHILDREN)))  # the newest first: dagster before the sandboxes it talks to
+    os._exit(128 + signum)  # non-zero, as a shell reports a process killed by this signal
+
+
 def run(args: Sequence[str | os.PathLike], env: dict[str, str] | None = None, cwd: Path = ROOT) -> None:
     log("$ " + " ".join(str(a) for a in args))
-    completed = subprocess.run([str(a) for a in args], cwd=cwd, env=env)
-    if completed.returncode != 0:
-        sys.exit(f"[tasks] failed ({completed.returncode}): {' '.join(str(a) for a in args)}")
+    process = spawn(args, cwd=cwd, env=env)
+    returncode = process.wait()
+    CHILDREN.remove(process)
+    if returncode != 0:
+        sys.exit(f"[tasks] failed ({returncode}): {' '.join(str(a) for a in args)}")
+
+
+# -------------------------------------------------------------------------------- one run at a time
+@contextlib.contextmanager
+def exclusive(local_dir: Path, command: str) -> Iterator[None]:
+    """Hold an exclusive lock on `local_dir` for the block; refuse up front if another tasks.py holds it.
+
+    Two runs on one local dir would share its instance, warehouse and sandbox ports. flock is released by
+    the kernel when its holder dies, so a lock file left by a killed run is simply taken over.
+    """
+    local_dir.mkdir(parents=True, exist_ok=True)
+    path = local_dir / "tasks.lock"
+    with open(path, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            sys.exit(
+                f"[tasks] refused: {holder} is running on {local_dir} (lock {path}). Stop it first, or give "
+                "this run its own PLATFORM_LOCAL_DIR, SALESFORCE_SANDBOX_PORT and HIGHTOUCH_SANDBOX_PORT."
+            )
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()} (python3 tasks.py {command})\n")
+        lock.flush()
+        yield
 
 
 # Files that tools write inside the set-up's inputs; they must not make set-up run again.
@@ -162,13 +249,47 @@ def generate_sample_company(env: dict[str, str], scale: str = DEMO_SCALE) -> Non
 
 
 # ----------------------------------------------------------------------------------------- sandboxes
-def wait_for(url: str, seconds: float = 60) -> None:
+def wait_for(url: str, process: subprocess.Popen, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2):
             return
+        if process.poll() is not None:  # e.g. it lost a race for its port: no point waiting the full time
+            name = " ".join(process.args[:3])
+            sys.exit(f"[tasks] {name} exited ({process.returncode}) before {url} answered")
         time.sleep(0.3)
     sys.exit(f"[tasks] {url} did not answer within {seconds:.0f}s")
+
+
+def port_holder(port: int) -> str:
+    """Best effort (Linux /proc): which process listens on 127.0.0.1:`port`, as "pid N (command line)"."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as lines:
+            for line in list(lines)[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # 0A: LISTEN
+                    inodes.add(f"socket:[{fields[9]}]")
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        with contextlib.suppress(OSError):
+            if any(os.readlink(fd) in inodes for fd in fd_dir.iterdir()):
+                pid = fd_dir.parent.name
+                command = (fd_dir.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+                return f"pid {pid} ({command})"
+    return "a process this user cannot see"
+
+
+def require_free_port(port: int, name: str) -> None:
+    """Refuse to start a sandbox on a port something already answers on: our health check would be answered
+    by it, and this run would silently talk to another run's sandbox (and fail when that run stops)."""
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        if probe.connect_ex(("127.0.0.1", port)) != 0:
+            return
+    sys.exit(
+        f"[tasks] refused: port {port} for the {name} sandbox is already in use by {port_holder(port)}. "
+        f"Stop it, or set {name.upper()}_SANDBOX_PORT to a free port."
+    )
 
 
 @contextlib.contextmanager
@@ -205,49 +326,42 @@ def sandboxes(env: dict[str, str]) -> Iterator[None]:
             local / "warehouse.duckdb",
         ],
     }
+    require_free_port(int(sf_port), "Salesforce")
+    require_free_port(int(ht_port), "Hightouch")
     processes = []
     try:
         for health, command in commands.items():
-            log_file = open(sandbox_dir / f"{command[2].rsplit('.', 1)[-1]}.log", "ab")  # noqa: SIM115
-            processes.append(
-                subprocess.Popen(
-                    [str(c) for c in command],
-                    env=env,
-                    stdout=log_file,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            )
-            wait_for(health)
+            with open(sandbox_dir / f"{command[2].rsplit('.', 1)[-1]}.log", "ab") as log_file:
+                processes.append(spawn(command, env=env, stdout=log_file, stderr=subprocess.STDOUT))
+            wait_for(health, processes[-1])
         log(f"sandboxes up: Salesforce on :{sf_port}, Hightouch on :{ht_port} (logs in {sandbox_dir})")
         yield
     finally:
-        for process in processes:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in processes:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=10)
+        stop(processes)
 
 
 # ------------------------------------------------------------------------------------------ commands
 def cycle(_: argparse.Namespace) -> None:
-    setup()
     env = platform_env()
-    prepare_instance(env)
-    generate_sample_company(env)
-    with sandboxes(env):
-        run([BIN / "dagster", "job", "execute", "-m", DEFINITIONS, "-j", CYCLE_JOB], env=env)
-    run([PYTHON, "-m", "platform_assets.report"], env=env)
+    with exclusive(Path(env["PLATFORM_LOCAL_DIR"]), "cycle"):
+        setup()
+        prepare_instance(env)
+        generate_sample_company(env)
+        with sandboxes(env):
+            run([BIN / "dagster", "job", "execute", "-m", DEFINITIONS, "-j", CYCLE_JOB], env=env)
+        run([PYTHON, "-m", "platform_assets.report"], env=env)
 
 
 def ui(_: argparse.Namespace) -> None:
-    setup()
     env = platform_env()
-    prepare_instance(env)
-    generate_sample_company(env)
-    with sandboxes(env), contextlib.suppress(KeyboardInterrupt):
-        subprocess.run([str(BIN / "dagster"), "dev", "-w", "workspace.yaml"], cwd=ROOT, env=env)
+    with exclusive(Path(env["PLATFORM_LOCAL_DIR"]), "ui"):
+        setup()
+        prepare_instance(env)
+        generate_sample_company(env)
+        port = env.get("DAGSTER_UI_PORT", "3000")  # another port lets a second checkout run its own UI
+        with sandboxes(env):
+            dagster = spawn([BIN / "dagster", "dev", "-w", "workspace.yaml", "-p", port], cwd=ROOT, env=env)
+            dagster.wait()
 
 
 def test(args: argparse.Namespace) -> None:
@@ -307,6 +421,8 @@ def main() -> None:
     commands.add_parser("bench", help="run the benchmarks; their figures go into docs/performance.md")
     commands.add_parser("screenshots", help="regenerate docs/screenshots with the browser tests")
     args = parser.parse_args()
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     handlers = {
         "setup": lambda _: setup(),
         "cycle": cycle,
