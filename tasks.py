@@ -90,14 +90,34 @@ def stop(processes: Sequence[subprocess.Popen], grace: float = STOP_GRACE_SECOND
             CHILDREN.remove(process)
 
 
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived. Raised rather than handled in place: unwinding out of Popen.wait releases
+    its lock, so stop() can then reap the waited-for child instead of leaving it a zombie."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
 def on_signal(signum: int, _frame: object) -> None:
     # Ignore a second Ctrl-C while stopping: an interrupted stop is what orphans processes.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    name = signal.Signals(signum).name
-    log(f"{name}: stopping {len(CHILDREN)} started process group(s)")
-    stop(list(reversed(CHILDREN)))  # the newest first: dagster before the sandboxes it talks to
-    os._exit(128 + signum)  # non-zero, as a shell reports a process killed by this signal
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def stopping_on_exit() -> Iterator[None]:
+    """Stop, newest first (dagster before the sandboxes it talks to), what the block started and left running,
+    whether it ends normally, by an error or by Interrupted."""
+    first = len(CHILDREN)
+    try:
+        yield
+    finally:
+        leftover = list(reversed(CHILDREN[first:]))
+        if leftover:
+            log(f"stopping {len(leftover)} started process group(s)")
+            stop(leftover)
 
 
 def run(args: Sequence[str | os.PathLike], env: dict[str, str] | None = None, cwd: Path = ROOT) -> None:
@@ -133,7 +153,8 @@ def exclusive(local_dir: Path, command: str) -> Iterator[None]:
         lock.truncate()
         lock.write(f"pid {os.getpid()} (python3 tasks.py {command})\n")
         lock.flush()
-        yield
+        with stopping_on_exit():  # before the lock is released: the next run must not meet our processes
+            yield
 
 
 # Files that tools write inside the set-up's inputs; they must not make set-up run again.
@@ -328,16 +349,13 @@ def sandboxes(env: dict[str, str]) -> Iterator[None]:
     }
     require_free_port(int(sf_port), "Salesforce")
     require_free_port(int(ht_port), "Hightouch")
-    processes = []
-    try:
+    with stopping_on_exit():  # the sandboxes, and whatever the block started that still runs
         for health, command in commands.items():
             with open(sandbox_dir / f"{command[2].rsplit('.', 1)[-1]}.log", "ab") as log_file:
-                processes.append(spawn(command, env=env, stdout=log_file, stderr=subprocess.STDOUT))
-            wait_for(health, processes[-1])
+                sandbox = spawn(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+            wait_for(health, sandbox)
         log(f"sandboxes up: Salesforce on :{sf_port}, Hightouch on :{ht_port} (logs in {sandbox_dir})")
         yield
-    finally:
-        stop(processes)
 
 
 # ------------------------------------------------------------------------------------------ commands
@@ -431,7 +449,12 @@ def main() -> None:
         "bench": bench,
         "screenshots": screenshots,
     }
-    handlers[args.command](args)
+    try:
+        with stopping_on_exit():
+            handlers[args.command](args)
+    except Interrupted as interrupted:
+        log(f"{interrupted}: stopped")
+        sys.exit(128 + interrupted.signum)  # non-zero, as a shell reports a process ended by this signal
 
 
 if __name__ == "__main__":

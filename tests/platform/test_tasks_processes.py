@@ -131,7 +131,9 @@ def test_a_signal_stops_every_started_process(
     children = started(ui_run, ui_env, tmp_path / "tasks.log")
     time.sleep(2)  # let dagster dev start its webserver and daemon: they must be stopped too
     children |= descendants(ui_run.pid)
-    sessions = {session for pid, (_, session, _) in processes().items() if pid in children}
+    table = processes()
+    sessions = {session for pid, (_, session, _) in table.items() if pid in children}
+    direct = {pid for pid, (ppid, _, _) in table.items() if ppid == ui_run.pid}
 
     ui_run.send_signal(signum)
 
@@ -148,6 +150,8 @@ def test_a_signal_stops_every_started_process(
     while remaining() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert remaining() == {}
+    # tasks.py reaped its own children: no zombie of theirs is left for an init that may never reap it
+    assert [pid for pid in direct if Path(f"/proc/{pid}").exists()] == []
 
 
 def test_a_second_run_on_the_same_local_dir_is_refused(ui_run: subprocess.Popen, ui_env, tmp_path) -> None:
