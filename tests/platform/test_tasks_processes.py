@@ -192,3 +192,29 @@ def test_a_sandbox_port_in_use_is_refused_naming_its_holder() -> None:
     message = str(refused.value)
     assert f"port {port} for the Salesforce sandbox is already in use by pid {os.getpid()} (" in message
     assert "SALESFORCE_SANDBOX_PORT" in message
+
+
+# A child that ignores SIGTERM, as a blocked `dagster job execute` did, with a grandchild that does too.
+STUBBORN = """
+import signal, subprocess, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+if sys.argv[1:] != ["grandchild"]:
+    subprocess.Popen([sys.executable, __file__, "grandchild"])
+time.sleep(600)
+"""
+
+
+def test_a_child_ignoring_sigterm_is_killed_with_its_group_after_the_grace(tmp_path: Path) -> None:
+    tasks = load_tasks()
+    script = tmp_path / "stubborn.py"
+    script.write_text(STUBBORN)
+    child = tasks.spawn([sys.executable, script])
+    grandchildren = poll(lambda: descendants(child.pid), 30, "the child starts its grandchild")
+
+    began = time.monotonic()
+    tasks.stop([child], grace=1)
+
+    assert time.monotonic() - began < 30
+    assert child.returncode == -signal.SIGKILL
+    assert [pid for pid in [child.pid, *grandchildren] if pid in processes()] == []
+    assert child not in tasks.CHILDREN
