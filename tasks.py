@@ -8,6 +8,8 @@
     python3 tasks.py screenshots   regenerate docs/screenshots with the browser tests
 
 Set-up is incremental: each step records a fingerprint of its inputs and is skipped while they are unchanged.
+SIGINT or SIGTERM stops every process tasks.py started (exit 128 + signal). `cycle` and `ui` hold a lock on
+PLATFORM_LOCAL_DIR (refused while another holds it) and refuse a sandbox port something already answers on.
 Standard library only above the point where `.venv` exists.
 """
 
