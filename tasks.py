@@ -72,8 +72,29 @@ def group_alive(pgid: int) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """A signal arriving in the block is handled when it ends: a stop cut short by one would orphan processes
+    (e.g. a SIGTERM while the sandboxes are stopped after a cycle finished)."""
+    pending: list[int] = []
+    watched = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.signal(signum, lambda signum, _: pending.append(signum)) for signum in watched}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if pending and callable(previous[pending[0]]):
+            previous[pending[0]](pending[0], None)
+
+
 def stop(processes: Sequence[subprocess.Popen], grace: float = STOP_GRACE_SECONDS) -> None:
     """SIGTERM each process's group, wait up to `grace` seconds for the groups to empty, then SIGKILL them."""
+    with signals_deferred():
+        stop_now(processes, grace)
+
+
+def stop_now(processes: Sequence[subprocess.Popen], grace: float) -> None:
     for process in processes:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGTERM)

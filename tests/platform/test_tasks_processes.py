@@ -7,12 +7,14 @@ share), so the test sees dagster dev's webserver and daemon too.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -218,3 +220,24 @@ def test_a_child_ignoring_sigterm_is_killed_with_its_group_after_the_grace(tmp_p
     assert child.returncode == -signal.SIGKILL
     assert [pid for pid in [child.pid, *grandchildren] if pid in processes()] == []
     assert child not in tasks.CHILDREN
+
+
+def test_a_signal_during_a_stop_is_handled_after_it(tmp_path: Path) -> None:
+    tasks = load_tasks()
+    script = tmp_path / "stubborn.py"
+    script.write_text(STUBBORN)
+    child = tasks.spawn([sys.executable, script])
+    poll(lambda: descendants(child.pid), 30, "the child ignores SIGTERM (it has started its grandchild)")
+    previous = signal.signal(signal.SIGTERM, tasks.on_signal)
+    try:
+        threading.Timer(0.3, os.kill, [os.getpid(), signal.SIGTERM]).start()  # while stop() waits the grace
+
+        with pytest.raises(tasks.Interrupted):
+            tasks.stop([child], grace=2)
+
+        assert child.returncode == -signal.SIGKILL  # the stop ran to its end first
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        with contextlib.suppress(ProcessLookupError):  # a failed test must not leave it behind
+            os.killpg(child.pid, signal.SIGKILL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # on_signal ignored both while stopping
