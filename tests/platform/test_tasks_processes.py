@@ -206,14 +206,27 @@ time.sleep(600)
 """
 
 
-def test_a_child_ignoring_sigterm_is_killed_with_its_group_after_the_grace(tmp_path: Path) -> None:
+@pytest.fixture
+def stubborn(tmp_path: Path) -> Iterator[tuple[ModuleType, subprocess.Popen, dict[int, str]]]:
+    """tasks.py loaded in this process, a stubborn child it spawned, and the child's grandchild."""
     tasks = load_tasks()
     script = tmp_path / "stubborn.py"
     script.write_text(STUBBORN)
     child = tasks.spawn([sys.executable, script])
-    grandchildren = poll(lambda: descendants(child.pid), 30, "the child starts its grandchild")
+    try:
+        # Its grandchild runs, so the child has passed its SIG_IGN line: SIGTERM no longer ends it.
+        grandchildren = poll(lambda: descendants(child.pid), 30, "the child starts its grandchild")
+        yield tasks, child, grandchildren
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # a failed test must not leave them behind
+            os.killpg(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
 
+
+def test_a_child_ignoring_sigterm_is_killed_with_its_group_after_the_grace(stubborn) -> None:
+    tasks, child, grandchildren = stubborn
     began = time.monotonic()
+
     tasks.stop([child], grace=1)
 
     assert time.monotonic() - began < 30
@@ -222,12 +235,8 @@ def test_a_child_ignoring_sigterm_is_killed_with_its_group_after_the_grace(tmp_p
     assert child not in tasks.CHILDREN
 
 
-def test_a_signal_during_a_stop_is_handled_after_it(tmp_path: Path) -> None:
-    tasks = load_tasks()
-    script = tmp_path / "stubborn.py"
-    script.write_text(STUBBORN)
-    child = tasks.spawn([sys.executable, script])
-    poll(lambda: descendants(child.pid), 30, "the child ignores SIGTERM (it has started its grandchild)")
+def test_a_signal_during_a_stop_is_handled_after_it(stubborn) -> None:
+    tasks, child, _ = stubborn
     previous = signal.signal(signal.SIGTERM, tasks.on_signal)
     try:
         threading.Timer(0.3, os.kill, [os.getpid(), signal.SIGTERM]).start()  # while stop() waits the grace
@@ -238,6 +247,4 @@ def test_a_signal_during_a_stop_is_handled_after_it(tmp_path: Path) -> None:
         assert child.returncode == -signal.SIGKILL  # the stop ran to its end first
     finally:
         signal.signal(signal.SIGTERM, previous)
-        with contextlib.suppress(ProcessLookupError):  # a failed test must not leave it behind
-            os.killpg(child.pid, signal.SIGKILL)
         signal.signal(signal.SIGINT, signal.default_int_handler)  # on_signal ignored both while stopping
