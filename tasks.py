@@ -8,6 +8,8 @@
     python3 tasks.py screenshots   regenerate docs/screenshots with the browser tests
 
 Set-up is incremental: each step records a fingerprint of its inputs and is skipped while they are unchanged.
+SIGINT or SIGTERM stops every process tasks.py started (exit 128 + signal). `cycle` and `ui` hold a lock on
+PLATFORM_LOCAL_DIR (refused while another holds it) and refuse a sandbox port something already answers on.
 Standard library only above the point where `.venv` exists.
 """
 
@@ -15,10 +17,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -42,11 +46,138 @@ def log(message: str) -> None:
     print(f"[tasks] {message}", flush=True)
 
 
+# ------------------------------------------------------------------------------------------ children
+# Every process tasks.py starts goes through spawn(): it gets its own session (so its process group holds it
+# and whatever it starts, e.g. dagster dev's webserver, daemon and code servers) and is recorded here, so that
+# a SIGINT or SIGTERM to tasks.py (Ctrl-C, a container stop, a CI timeout) stops all of them, not only us.
+CHILDREN: list[subprocess.Popen] = []
+# How long a child's group gets to exit after SIGTERM before SIGKILL: a blocked `dagster job execute` ignored
+# SIGTERM and SIGINT for over 30 s, and a stop must stay prompt.
+STOP_GRACE_SECONDS = float(os.environ.get("TASKS_STOP_GRACE_SECONDS", "10"))
+
+
+def spawn(args: Sequence[str | os.PathLike], **popen: object) -> subprocess.Popen:
+    process = subprocess.Popen([str(a) for a in args], start_new_session=True, **popen)
+    CHILDREN.append(process)
+    return process
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a member exists that we may not signal: still alive
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """A signal arriving in the block is handled when it ends: a stop cut short by one would orphan processes
+    (e.g. a SIGTERM while the sandboxes are stopped after a cycle finished)."""
+    pending: list[int] = []
+    watched = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.signal(signum, lambda signum, _: pending.append(signum)) for signum in watched}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if pending and callable(previous[pending[0]]):
+            previous[pending[0]](pending[0], None)
+
+
+def stop(processes: Sequence[subprocess.Popen], grace: float = STOP_GRACE_SECONDS) -> None:
+    """SIGTERM each process's group, wait up to `grace` seconds for the groups to empty, then SIGKILL them."""
+    with signals_deferred():
+        stop_now(processes, grace)
+
+
+def stop_now(processes: Sequence[subprocess.Popen], grace: float) -> None:
+    for process in processes:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for process in processes:
+        # The leader must be reaped (poll) for its group to look empty; its own children may linger after it.
+        while (process.poll() is None or group_alive(process.pid)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    for process in processes:
+        # Also after the leader exited: a grandchild it left behind is still in the group.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=5)
+        with contextlib.suppress(ValueError):
+            CHILDREN.remove(process)
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived. Raised rather than handled in place: unwinding out of Popen.wait releases
+    its lock, so stop() can then reap the waited-for child instead of leaving it a zombie."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def on_signal(signum: int, _frame: object) -> None:
+    # Ignore a second Ctrl-C while stopping: an interrupted stop is what orphans processes.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def stopping_on_exit() -> Iterator[None]:
+    """Stop, newest first (dagster before the sandboxes it talks to), what the block started and left running,
+    whether it ends normally, by an error or by Interrupted."""
+    first = len(CHILDREN)
+    try:
+        yield
+    finally:
+        leftover = list(reversed(CHILDREN[first:]))
+        if leftover:
+            log(f"stopping {len(leftover)} started process group(s)")
+            stop(leftover)
+
+
 def run(args: Sequence[str | os.PathLike], env: dict[str, str] | None = None, cwd: Path = ROOT) -> None:
     log("$ " + " ".join(str(a) for a in args))
-    completed = subprocess.run([str(a) for a in args], cwd=cwd, env=env)
-    if completed.returncode != 0:
-        sys.exit(f"[tasks] failed ({completed.returncode}): {' '.join(str(a) for a in args)}")
+    process = spawn(args, cwd=cwd, env=env)
+    returncode = process.wait()
+    CHILDREN.remove(process)
+    if returncode != 0:
+        sys.exit(f"[tasks] failed ({returncode}): {' '.join(str(a) for a in args)}")
+
+
+# -------------------------------------------------------------------------------- one run at a time
+@contextlib.contextmanager
+def exclusive(local_dir: Path, command: str) -> Iterator[None]:
+    """Hold an exclusive lock on `local_dir` for the block; refuse up front if another tasks.py holds it.
+
+    Two runs on one local dir would share its instance, warehouse and sandbox ports. flock is released by
+    the kernel when its holder dies, so a lock file left by a killed run is simply taken over.
+    """
+    local_dir.mkdir(parents=True, exist_ok=True)
+    path = local_dir / "tasks.lock"
+    with open(path, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            sys.exit(
+                f"[tasks] refused: {holder} is running on {local_dir} (lock {path}). Stop it first, or give "
+                "this run its own PLATFORM_LOCAL_DIR, SALESFORCE_SANDBOX_PORT and HIGHTOUCH_SANDBOX_PORT."
+            )
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()} (python3 tasks.py {command})\n")
+        lock.flush()
+        with stopping_on_exit():  # before the lock is released: the next run must not meet our processes
+            yield
 
 
 # Files that tools write inside the set-up's inputs; they must not make set-up run again.
@@ -162,13 +293,47 @@ def generate_sample_company(env: dict[str, str], scale: str = DEMO_SCALE) -> Non
 
 
 # ----------------------------------------------------------------------------------------- sandboxes
-def wait_for(url: str, seconds: float = 60) -> None:
+def wait_for(url: str, process: subprocess.Popen, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2):
             return
+        if process.poll() is not None:  # e.g. it lost a race for its port: no point waiting the full time
+            name = " ".join(process.args[:3])
+            sys.exit(f"[tasks] {name} exited ({process.returncode}) before {url} answered")
         time.sleep(0.3)
     sys.exit(f"[tasks] {url} did not answer within {seconds:.0f}s")
+
+
+def port_holder(port: int) -> str:
+    """Best effort (Linux /proc): which process listens on 127.0.0.1:`port`, as "pid N (command line)"."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as lines:
+            for line in list(lines)[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # 0A: LISTEN
+                    inodes.add(f"socket:[{fields[9]}]")
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        with contextlib.suppress(OSError):
+            if any(os.readlink(fd) in inodes for fd in fd_dir.iterdir()):
+                pid = fd_dir.parent.name
+                command = (fd_dir.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+                return f"pid {pid} ({command})"
+    return "a process this user cannot see"
+
+
+def require_free_port(port: int, name: str) -> None:
+    """Refuse to start a sandbox on a port something already answers on: our health check would be answered
+    by it, and this run would silently talk to another run's sandbox (and fail when that run stops)."""
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        if probe.connect_ex(("127.0.0.1", port)) != 0:
+            return
+    sys.exit(
+        f"[tasks] refused: port {port} for the {name} sandbox is already in use by {port_holder(port)}. "
+        f"Stop it, or set {name.upper()}_SANDBOX_PORT to a free port."
+    )
 
 
 @contextlib.contextmanager
@@ -205,49 +370,39 @@ def sandboxes(env: dict[str, str]) -> Iterator[None]:
             local / "warehouse.duckdb",
         ],
     }
-    processes = []
-    try:
+    require_free_port(int(sf_port), "Salesforce")
+    require_free_port(int(ht_port), "Hightouch")
+    with stopping_on_exit():  # the sandboxes, and whatever the block started that still runs
         for health, command in commands.items():
-            log_file = open(sandbox_dir / f"{command[2].rsplit('.', 1)[-1]}.log", "ab")  # noqa: SIM115
-            processes.append(
-                subprocess.Popen(
-                    [str(c) for c in command],
-                    env=env,
-                    stdout=log_file,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            )
-            wait_for(health)
+            with open(sandbox_dir / f"{command[2].rsplit('.', 1)[-1]}.log", "ab") as log_file:
+                sandbox = spawn(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+            wait_for(health, sandbox)
         log(f"sandboxes up: Salesforce on :{sf_port}, Hightouch on :{ht_port} (logs in {sandbox_dir})")
         yield
-    finally:
-        for process in processes:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in processes:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=10)
 
 
 # ------------------------------------------------------------------------------------------ commands
 def cycle(_: argparse.Namespace) -> None:
-    setup()
     env = platform_env()
-    prepare_instance(env)
-    generate_sample_company(env)
-    with sandboxes(env):
-        run([BIN / "dagster", "job", "execute", "-m", DEFINITIONS, "-j", CYCLE_JOB], env=env)
-    run([PYTHON, "-m", "platform_assets.report"], env=env)
+    with exclusive(Path(env["PLATFORM_LOCAL_DIR"]), "cycle"):
+        setup()
+        prepare_instance(env)
+        generate_sample_company(env)
+        with sandboxes(env):
+            run([BIN / "dagster", "job", "execute", "-m", DEFINITIONS, "-j", CYCLE_JOB], env=env)
+        run([PYTHON, "-m", "platform_assets.report"], env=env)
 
 
 def ui(_: argparse.Namespace) -> None:
-    setup()
     env = platform_env()
-    prepare_instance(env)
-    generate_sample_company(env)
-    with sandboxes(env), contextlib.suppress(KeyboardInterrupt):
-        subprocess.run([str(BIN / "dagster"), "dev", "-w", "workspace.yaml"], cwd=ROOT, env=env)
+    with exclusive(Path(env["PLATFORM_LOCAL_DIR"]), "ui"):
+        setup()
+        prepare_instance(env)
+        generate_sample_company(env)
+        port = env.get("DAGSTER_UI_PORT", "3000")  # another port lets a second checkout run its own UI
+        with sandboxes(env):
+            dagster = spawn([BIN / "dagster", "dev", "-w", "workspace.yaml", "-p", port], cwd=ROOT, env=env)
+            dagster.wait()
 
 
 def test(args: argparse.Namespace) -> None:
@@ -307,6 +462,8 @@ def main() -> None:
     commands.add_parser("bench", help="run the benchmarks; their figures go into docs/performance.md")
     commands.add_parser("screenshots", help="regenerate docs/screenshots with the browser tests")
     args = parser.parse_args()
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     handlers = {
         "setup": lambda _: setup(),
         "cycle": cycle,
@@ -315,7 +472,12 @@ def main() -> None:
         "bench": bench,
         "screenshots": screenshots,
     }
-    handlers[args.command](args)
+    try:
+        with stopping_on_exit():
+            handlers[args.command](args)
+    except Interrupted as interrupted:
+        log(f"{interrupted}: stopped")
+        sys.exit(128 + interrupted.signum)  # non-zero, as a shell reports a process ended by this signal
 
 
 if __name__ == "__main__":
