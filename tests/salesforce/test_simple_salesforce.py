@@ -89,3 +89,21 @@ def test_rest_sobject_create_get_update_and_query(sf: Salesforce) -> None:
     result = sf.query_all("SELECT Name FROM Account ORDER BY Name")
     assert [r["Name"] for r in result["records"]] == ["Acme", "Beta"]
     assert sf.Account.describe()["keyPrefix"] == "001"
+
+
+def test_control_endpoints_need_the_sandbox_key_and_health_stays_open(tls_sandbox: SandboxHandle) -> None:
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = str(tls_sandbox.ca_cert)
+    url = f"{tls_sandbox.url}/__sandbox"
+    assert session.get(f"{url}/health", timeout=5).status_code == 200
+    controls = [("faults", {"server_errors": 1}), ("reset", {}), ("expire-sessions", {}), ("seed", {})]
+    for action, body in controls:
+        refused = session.post(f"{url}/{action}", json=body, timeout=5)
+        assert refused.status_code == 401, action
+        wrong = session.post(f"{url}/{action}", json=body, headers={"Authorization": "Bearer x"}, timeout=5)
+        assert wrong.status_code == 401, action
+    assert tls_sandbox.sandbox.faults.server_errors == 0  # the refused call changed nothing
+    key = {"Authorization": f"Bearer {tls_sandbox.client_secret}"}
+    accepted = session.post(f"{url}/faults", json={"server_errors": 1}, headers=key, timeout=5)
+    assert accepted.status_code == 200 and accepted.json()["server_errors"] == 1

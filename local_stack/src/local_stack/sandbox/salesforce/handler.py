@@ -66,6 +66,11 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
 ]
 
 
+# Control routes that change the org, its faults or its sessions: anyone on loopback could otherwise
+# reset or fault a running sandbox. Health, counters and stats only read and stay open.
+CONTROL_ROUTES = frozenset({"admin_faults", "admin_reset", "admin_expire", "admin_seed"})
+
+
 def find_route(method: str, path: str) -> tuple[str, dict[str, str]] | None:
     """The route name and path parameters of a request, or None when nothing matches."""
     for route_method, pattern, name in ROUTES:
@@ -115,6 +120,8 @@ class Handler(BaseHTTPRequestHandler):
             self.sandbox.count(name)
             if path.startswith("/services/data/"):
                 self._admit(path)
+            elif name in CONTROL_ROUTES:
+                self._check_sandbox_key()
             try:
                 getattr(self, f"route_{name}")(**params)
             except SoqlError as exc:  # a REST or Bulk query that does not compile
@@ -129,6 +136,13 @@ class Handler(BaseHTTPRequestHandler):
         except Exception as exc:
             log.exception("sandbox error on %s %s", method, path)
             self._json(500, [{"errorCode": "UNKNOWN_EXCEPTION", "message": str(exc)}])
+
+    def _check_sandbox_key(self) -> None:
+        """The sandbox key is its client secret, sent as `Authorization: Bearer <key>`."""
+        if self.headers.get("Authorization") != f"Bearer {self.sandbox.auth.client_secret}":
+            raise ApiError(
+                401, "INVALID_SESSION_ID", "Control endpoints need 'Authorization: Bearer <sandbox key>'"
+            )
 
     def _admit(self, path: str) -> None:
         """A data call: injected faults first, then the session and the API allowance."""
