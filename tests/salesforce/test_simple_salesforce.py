@@ -9,11 +9,12 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import requests
-from simple_salesforce import Salesforce
+from simple_salesforce import Salesforce, SalesforceMalformedRequest, format_soql
 
 from local_stack.sandbox.salesforce import SandboxHandle, start_sandbox
 
@@ -107,3 +108,95 @@ def test_control_endpoints_need_the_sandbox_key_and_health_stays_open(tls_sandbo
     key = {"Authorization": f"Bearer {tls_sandbox.client_secret}"}
     accepted = session.post(f"{url}/faults", json={"server_errors": 1}, headers=key, timeout=5)
     assert accepted.status_code == 200 and accepted.json()["server_errors"] == 1
+
+
+def test_soql_parent_fields_nest_under_the_relationship_and_count_answers_total_size(
+    sf: Salesforce, tls_sandbox: SandboxHandle
+) -> None:
+    account = sf.Account.create({"Name": "Acme", "Workspace_Id__c": "ws_1"})["id"]
+    sf.Contact.create({"LastName": "Ada", "AccountId": account})
+    sf.Contact.create({"LastName": "Orphan"})
+    result = sf.query("SELECT Id, LastName, Account.Name FROM Contact WHERE Account.Name = 'Acme'")
+    (ada,) = result["records"]
+    assert ada["Account"] == {
+        "attributes": {"type": "Account", "url": f"/services/data/v62.0/sobjects/Account/{account}"},
+        "Name": "Acme",
+    }
+    orphan = sf.query("SELECT LastName, Account.Name FROM Contact ORDER BY Account.Name NULLS FIRST")
+    assert [(r["LastName"], r["Account"] and r["Account"]["Name"]) for r in orphan["records"]] == [
+        ("Orphan", None),
+        ("Ada", "Acme"),
+    ]
+
+    sf.bulk2.Lead.insert(records=[{"LastName": f"L{i}", "Company": "Co"} for i in range(3)], wait=0.05)
+    assert sf.query("SELECT COUNT() FROM Lead") == {"totalSize": 3, "done": True, "records": []}
+    assert sf.query("SELECT COUNT() FROM Lead WHERE LastName = 'L1'")["totalSize"] == 1
+
+    rows = list(
+        csv.reader(io.StringIO(next(sf.bulk2.Contact.query("SELECT LastName, Account.Name FROM Contact"))))
+    )
+    assert rows[0] == ["LastName", "Account.Name"] and sorted(rows[1:]) == [["Ada", "Acme"], ["Orphan", ""]]
+
+
+def test_soql_date_literals_on_date_and_datetime_fields(sf: Salesforce, tls_sandbox: SandboxHandle) -> None:
+    now = datetime.now(UTC)
+    days = {"today": 0, "yesterday": 1, "old": 10}
+    tls_sandbox.seed(
+        {
+            "Lead": [
+                {
+                    "LastName": name,
+                    "Company": "Co",
+                    "Last_Active_At__c": (now - timedelta(days=ago)).isoformat(timespec="seconds"),
+                }
+                for name, ago in days.items()
+            ],
+            "Opportunity": [
+                {
+                    "Name": name,
+                    "StageName": "Prospecting",
+                    "CloseDate": (now - timedelta(days=ago)).date().isoformat(),
+                }
+                for name, ago in days.items()
+            ],
+        }
+    )
+
+    def names(soql: str) -> list[str]:
+        return sorted(r.get("LastName") or r.get("Name") for r in sf.query_all(soql)["records"])
+
+    for obj, field, name in [("Lead", "Last_Active_At__c", "LastName"), ("Opportunity", "CloseDate", "Name")]:
+        assert names(f"SELECT {name} FROM {obj} WHERE {field} = TODAY") == ["today"]
+        assert names(f"SELECT {name} FROM {obj} WHERE {field} = YESTERDAY") == ["yesterday"]
+        assert names(f"SELECT {name} FROM {obj} WHERE {field} = LAST_N_DAYS:3") == ["today", "yesterday"]
+        assert names(f"SELECT {name} FROM {obj} WHERE {field} < LAST_N_DAYS:3") == ["old"]
+        assert names(f"SELECT {name} FROM {obj} WHERE {field} > YESTERDAY") == ["today"]
+        assert names(f"SELECT {name} FROM {obj} WHERE {field} <= YESTERDAY") == ["old", "yesterday"]
+
+
+def test_soql_refuses_a_date_value_for_a_datetime_field(sf: Salesforce) -> None:
+    with pytest.raises(SalesforceMalformedRequest) as refused:
+        sf.query("SELECT Id FROM Lead WHERE CreatedDate > 2026-01-01")
+    assert refused.value.content == [
+        {
+            "errorCode": "INVALID_FIELD",
+            "message": "value of filter criterion for field 'CreatedDate' must be of type dateTime "
+            "and should not be enclosed in quotes",
+        }
+    ]
+
+
+def test_soql_string_literal_escapes(sf: Salesforce) -> None:
+    companies = ["O'Brien & Co", "two\nlines", "back\\slash", "50% off_"]
+    for i, company in enumerate(companies):
+        sf.Lead.create({"LastName": f"L{i}", "Company": company})
+    for company in companies:  # format_soql escapes ' \ and newlines as Salesforce's grammar does
+        found = sf.query(format_soql("SELECT Company FROM Lead WHERE Company = {}", company))["records"]
+        assert [r["Company"] for r in found] == [company]
+    assert sf.query("SELECT LastName FROM Lead WHERE Company = 'O\\'Brien & Co'")["totalSize"] == 1
+    assert sf.query("SELECT LastName FROM Lead WHERE Company = 'two\\nlines'")["totalSize"] == 1
+    assert sf.query("SELECT LastName FROM Lead WHERE Company LIKE '50\\% off\\_'")["totalSize"] == 1
+    assert sf.query("SELECT LastName FROM Lead WHERE Company LIKE '5%'")["totalSize"] == 1
+    with pytest.raises(SalesforceMalformedRequest) as refused:
+        sf.query("SELECT Id FROM Lead WHERE Company = 'a\\qb'")
+    assert refused.value.content[0]["errorCode"] == "MALFORMED_QUERY"
