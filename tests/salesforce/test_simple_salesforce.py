@@ -200,3 +200,25 @@ def test_soql_string_literal_escapes(sf: Salesforce) -> None:
     with pytest.raises(SalesforceMalformedRequest) as refused:
         sf.query("SELECT Id FROM Lead WHERE Company = 'a\\qb'")
     assert refused.value.content[0]["errorCode"] == "MALFORMED_QUERY"
+
+
+def test_an_invalid_email_fails_the_record_with_invalid_email_address(sf: Salesforce) -> None:
+    with pytest.raises(SalesforceMalformedRequest) as refused:
+        sf.Lead.create({"LastName": "L", "Company": "Co", "Email": "not-an-email"})
+    assert refused.value.status == 400
+    assert refused.value.content == [
+        {
+            "errorCode": "INVALID_EMAIL_ADDRESS",
+            "message": "Email: invalid email address: not-an-email",
+            "fields": ["Email"],
+        }
+    ]
+
+    result = sf.bulk2.Contact.insert(
+        records=[{"LastName": "Ok", "Email": "ok@example.com"}, {"LastName": "Bad", "Email": "bad@nowhere"}],
+        wait=0.05,
+    )
+    assert result[0]["numberRecordsProcessed"] == 2 and result[0]["numberRecordsFailed"] == 1
+    (failed,) = csv.DictReader(io.StringIO(sf.bulk2.Contact.get_failed_records(result[0]["job_id"])))
+    assert failed["sf__Error"] == "INVALID_EMAIL_ADDRESS:Email: invalid email address: bad@nowhere:Email --"
+    assert failed["LastName"] == "Bad"

@@ -130,7 +130,7 @@ class Handler(BaseHTTPRequestHandler):
             if route and route[0] == "token":
                 self._json(exc.status, {"error": exc.code, "error_description": exc.message})
             else:
-                self._json(exc.status, [{"errorCode": exc.code, "message": exc.message}], exc.headers)
+                self._json(exc.status, exc.body(), exc.headers)
         except (BrokenPipeError, ConnectionResetError):
             return
         except Exception as exc:

@@ -123,7 +123,7 @@ def _succeeded(outcome: Outcome) -> Outcome:
     """The outcome of a one-record write, or its error as the REST response."""
     if outcome.error is not None:
         status = 404 if outcome.error.code == "NOT_FOUND" else 400
-        raise ApiError(status, outcome.error.code, outcome.error.message)
+        raise ApiError(status, outcome.error.code, outcome.error.message, fields=outcome.error.fields)
     return outcome
 
 

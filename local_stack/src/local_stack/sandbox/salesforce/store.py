@@ -8,6 +8,7 @@ so a 10k-record Bulk job costs a handful of statements, not 10k round trips.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -64,6 +65,8 @@ def format_number(value: float | int) -> str:
 
 
 _TEXT_TYPES = frozenset({"id", "string", "email", "url", "picklist", "textarea"})
+# Salesforce refuses an Email value without one @ between a local part and a dotted domain.
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 def coerce(spec: FieldSpec, raw: Any) -> Any:
@@ -74,6 +77,10 @@ def coerce(spec: FieldSpec, raw: Any) -> Any:
         text = raw if type(raw) is str else str(raw)
         if len(text) > spec.length:
             raise _too_long(spec, text)
+        if spec.type == "email" and text and not _EMAIL.fullmatch(text):
+            raise RecordError(
+                "INVALID_EMAIL_ADDRESS", f"{spec.name}: invalid email address: {text}", [spec.name]
+            )
         return text
     try:
         if spec.type == "boolean":
