@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 from simple_salesforce import Salesforce, SalesforceMalformedRequest, format_soql
+from simple_salesforce.exceptions import SalesforceOperationError
 
 from local_stack.sandbox.salesforce import SandboxHandle, start_sandbox
 
@@ -222,3 +223,21 @@ def test_an_invalid_email_fails_the_record_with_invalid_email_address(sf: Salesf
     (failed,) = csv.DictReader(io.StringIO(sf.bulk2.Contact.get_failed_records(result[0]["job_id"])))
     assert failed["sf__Error"] == "INVALID_EMAIL_ADDRESS:Email: invalid email address: bad@nowhere:Email --"
     assert failed["LastName"] == "Bad"
+
+
+def test_ingest_result_paths_as_clients_spell_them(sf: Salesforce, tls_sandbox: SandboxHandle) -> None:
+    tls_sandbox.fail_jobs(1)
+    leads = [{"LastName": f"L{i}", "Company": "Co"} for i in range(2)]
+    with pytest.raises(SalesforceOperationError, match="InternalServerError"):
+        sf.bulk2.Lead.insert(records=leads, wait=0.05)
+    (job,) = [j for j in requests_get(sf, "jobs/ingest").json()["records"] if j["state"] == "Failed"]
+    unprocessed = list(csv.DictReader(io.StringIO(sf.bulk2.Lead.get_unprocessed_records(job["id"]))))
+    assert [r["LastName"] for r in unprocessed] == ["L0", "L1"]
+    for kind in ["unprocessedrecords/", "unprocessedRecords", "successfulResults/", "failedResults/"]:
+        response = requests_get(sf, f"jobs/ingest/{job['id']}/{kind}")
+        assert response.status_code == 200 and response.headers["Content-Type"] == "text/csv", kind
+
+
+def requests_get(sf: Salesforce, path: str) -> requests.Response:
+    """A plain GET on the REST base with the client's session (paths simple-salesforce has no call for)."""
+    return sf.session.get(f"{sf.base_url}{path}", headers=sf.headers, timeout=10)

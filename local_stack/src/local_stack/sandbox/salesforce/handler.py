@@ -48,7 +48,10 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("PUT", _API + r"/jobs/ingest/(?P<job>\w+)/batches", "ingest_upload"),
         (
             "GET",
-            _API + r"/jobs/ingest/(?P<job>\w+)/(?P<kind>successfulResults|failedResults|unprocessedrecords)",
+            # Salesforce documents `unprocessedrecords`; clients also send `unprocessedRecords`
+            # (simple-salesforce) and both work there.
+            _API
+            + r"/jobs/ingest/(?P<job>\w+)/(?P<kind>(?i:successfulResults|failedResults|unprocessedrecords))",
             "ingest_results",
         ),
         ("POST", _API + r"/jobs/query", "query_create"),
