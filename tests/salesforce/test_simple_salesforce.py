@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -241,3 +242,62 @@ def test_ingest_result_paths_as_clients_spell_them(sf: Salesforce, tls_sandbox: 
 def requests_get(sf: Salesforce, path: str) -> requests.Response:
     """A plain GET on the REST base with the client's session (paths simple-salesforce has no call for)."""
     return sf.session.get(f"{sf.base_url}{path}", headers=sf.headers, timeout=10)
+
+
+def test_composite_sobject_collections_create_and_update(sf: Salesforce, tls_sandbox: SandboxHandle) -> None:
+    def collection(method: str, records: list[dict], all_or_none: bool = False) -> list[dict]:
+        body = {"allOrNone": all_or_none, "records": records}
+        return sf.restful("composite/sobjects", method=method, data=json.dumps(body))
+
+    created = collection(
+        "POST",
+        [
+            {"attributes": {"type": "Account"}, "Name": "Acme"},
+            {"attributes": {"type": "Lead"}, "LastName": "Ada", "Company": "Co"},
+            {"attributes": {"type": "Lead"}, "LastName": "No company"},
+        ],
+    )
+    assert [r["success"] for r in created] == [True, True, False]
+    assert created[0]["id"].startswith("001") and created[0]["errors"] == []
+    assert created[2]["errors"][0]["statusCode"] == "REQUIRED_FIELD_MISSING" and "id" not in created[2]
+    assert tls_sandbox.count("Lead") == 1
+
+    rolled_back = collection(
+        "POST",
+        [
+            {"attributes": {"type": "Lead"}, "LastName": "Kept?", "Company": "Co"},
+            {"attributes": {"type": "Lead"}, "LastName": "Bad", "Company": "Co", "Email": "nope"},
+        ],
+        all_or_none=True,
+    )
+    assert [r["success"] for r in rolled_back] == [False, False]
+    assert rolled_back[0]["errors"] == [
+        {
+            "statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+            "message": "Record rolled back because not all records were valid and the request was using "
+            "AllOrNone header",
+            "fields": [],
+        }
+    ]
+    assert rolled_back[1]["errors"][0]["statusCode"] == "INVALID_EMAIL_ADDRESS"
+    assert tls_sandbox.count("Lead") == 1
+
+    updated = collection(
+        "PATCH",
+        [
+            {"attributes": {"type": "Account"}, "id": created[0]["id"], "Name": "Acme Corp"},
+            {"attributes": {"type": "Lead"}, "Id": created[1]["id"], "Title": "CEO"},
+        ],
+        all_or_none=True,
+    )
+    assert updated == [
+        {"id": created[0]["id"], "success": True, "errors": []},
+        {"id": created[1]["id"], "success": True, "errors": []},
+    ]
+    assert sf.Account.get(created[0]["id"])["Name"] == "Acme Corp"
+    assert sf.Lead.get(created[1]["id"])["Title"] == "CEO"
+
+    with pytest.raises(SalesforceMalformedRequest) as refused:
+        collection("POST", [{"attributes": {"type": "Lead"}, "LastName": "x", "Company": "Co"}] * 201)
+    assert refused.value.content[0]["errorCode"] == "EXCEEDED_ID_LIMIT"
+    assert tls_sandbox.count("Lead") == 1

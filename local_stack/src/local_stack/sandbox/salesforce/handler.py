@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlparse
 
+from local_stack.sandbox.salesforce.composite import save_collection
 from local_stack.sandbox.salesforce.errors import ApiError
 from local_stack.sandbox.salesforce.rest import describe, describe_global
 from local_stack.sandbox.salesforce.schema import OBJECTS, ObjectSpec, find_object
@@ -37,6 +38,8 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("PATCH", _API + r"/sobjects/(?P<obj>\w+)/(?P<id>\w{15,18})", "sobject_update"),
         ("DELETE", _API + r"/sobjects/(?P<obj>\w+)/(?P<id>\w{15,18})", "sobject_delete"),
         ("PATCH", _API + r"/sobjects/(?P<obj>\w+)/(?P<key>\w+)/(?P<value>[^/]+)", "sobject_upsert"),
+        ("POST", _API + r"/composite/sobjects", "composite_create"),
+        ("PATCH", _API + r"/composite/sobjects", "composite_update"),
         ("GET", _API + r"/query", "rest_query"),
         ("GET", _API + r"/queryAll", "rest_query_all"),
         ("GET", _API + r"/query/(?P<cursor>[\w-]+)", "rest_query_more"),
@@ -245,6 +248,12 @@ class Handler(BaseHTTPRequestHandler):
             self._json(201, {"id": outcome.record_id, "success": True, "errors": [], "created": True})
         else:
             self._json(204, None)
+
+    def route_composite_create(self, v: str) -> None:
+        self._json(200, save_collection(self.sandbox.org, "insert", self._json_body()))
+
+    def route_composite_update(self, v: str) -> None:
+        self._json(200, save_collection(self.sandbox.org, "update", self._json_body()))
 
     def route_rest_query(self, v: str) -> None:
         self._json(200, self.sandbox.rest.query(self.query_params.get("q", ""), False, v))

@@ -288,11 +288,13 @@ class Org:
         external_id_field: str | None = None,
         allow_system_fields: bool = False,
         inject_failure: Any = None,
+        write: bool = True,
     ) -> list[Outcome]:
         """Apply one DML operation to `rows` (canonical field name -> sent value; None = set null).
 
         Each record succeeds or fails on its own, like Salesforce with allOrNone=false. `inject_failure(i)`
-        returns a RecordError to fail record i on purpose (fault injection), or None.
+        returns a RecordError to fail record i on purpose (fault injection), or None. With write=False the
+        records are only checked (an allOrNone request's first pass).
         """
         outcomes = [Outcome() for _ in rows]
         with self.lock:
@@ -307,6 +309,8 @@ class Org:
                 for item in pending:
                     if outcomes[item.index].error is None:
                         outcomes[item.index].error = inject_failure(item.index)
+            if not write:
+                return outcomes
             self._write(
                 spec,
                 [p for p in pending if outcomes[p.index].error is None],
