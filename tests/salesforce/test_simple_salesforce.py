@@ -174,6 +174,7 @@ def test_soql_date_literals_on_date_and_datetime_fields(sf: Salesforce, tls_sand
         assert names(f"SELECT {name} FROM {obj} WHERE {field} < LAST_N_DAYS:3") == ["old"]
         assert names(f"SELECT {name} FROM {obj} WHERE {field} > YESTERDAY") == ["today"]
         assert names(f"SELECT {name} FROM {obj} WHERE {field} <= YESTERDAY") == ["old", "yesterday"]
+        assert names(f"SELECT {name} FROM {obj} WHERE {field} = NEXT_N_DAYS:5") == []
 
 
 def test_soql_refuses_a_date_value_for_a_datetime_field(sf: Salesforce) -> None:

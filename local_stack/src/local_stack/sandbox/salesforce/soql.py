@@ -350,9 +350,9 @@ class _Parser:
         name, _, number = token.text.upper().partition(":")
         days = {"TODAY": (0, 1), "YESTERDAY": (-1, 0), "TOMORROW": (1, 2)}.get(name)
         if name == "LAST_N_DAYS":
-            days = (-int(number), 1)  # Salesforce: the past n days and today
+            days = (-int(number), 1)  # Salesforce: today and the n days before it
         elif name == "NEXT_N_DAYS":
-            days = (0, int(number) + 1)
+            days = (1, int(number) + 1)  # Salesforce: the n days after today, not today
         if days is None:
             return None
         self.pos += 1
