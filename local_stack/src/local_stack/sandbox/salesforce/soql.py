@@ -5,7 +5,7 @@
 
 cond: comparisons (=, !=, <>, <, <=, >, >=, LIKE, IN (…), NOT IN (…)) joined by AND / OR, NOT and parentheses.
 Literals: 'strings' (with \\n \\' \\\\ … escapes), numbers, true/false, null, dates (2026-01-01), datetimes
-(2026-01-01T00:00:00Z) and the date literals TODAY, YESTERDAY, LAST_N_DAYS:n (UTC days).
+(2026-01-01T00:00:00Z), date literals TODAY, YESTERDAY, TOMORROW, LAST_N_DAYS:n, NEXT_N_DAYS:n (UTC days).
 Field and object names are case-insensitive, as in Salesforce; `Parent.Field` follows a lookup (AccountId).
 """
 
