@@ -159,11 +159,19 @@ def sample_company_org(scale: float, seed_value: int) -> dict[str, list[dict[str
     return sample_company.generate_salesforce_org(scale, seed_value)
 
 
-def admin(url: str, action: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Call a running sandbox's `/__sandbox/<action>` endpoint (GET without payload, else POST)."""
+def admin(
+    url: str,
+    action: str,
+    payload: dict[str, Any] | None = None,
+    key: str = SANDBOX_SALESFORCE_CLIENT_SECRET,
+) -> dict[str, Any]:
+    """Call a running sandbox's `/__sandbox/<action>` endpoint (GET without payload, else POST) with the
+    sandbox key (its client secret), which the endpoints that change state require."""
     data = json.dumps(payload).encode() if payload is not None else None
     request = urllib.request.Request(
-        f"{url.rstrip('/')}/__sandbox/{action}", data=data, headers={"Content-Type": "application/json"}
+        f"{url.rstrip('/')}/__sandbox/{action}",
+        data=data,
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())

@@ -188,6 +188,10 @@ class BulkJobs:
         if operation not in ("query", "queryAll"):
             raise ApiError(400, "INVALIDJOB", f"InvalidJob : Invalid operation: {operation}")
         compiled = compile_soql(str(spec.get("query", "")))
+        if compiled.count_only:  # Bulk API 2.0 does not run aggregate queries
+            raise ApiError(
+                400, "INVALIDJOB", "InvalidJob : COUNT() is not supported by Bulk API 2.0 query jobs"
+            )
         now = _now()
         info = {
             "id": self._new_job_id(),
@@ -323,7 +327,8 @@ class BulkJobs:
         job.info["state"] = "InProgress"
         started = time.monotonic()
         self.faults.hold_job()
-        job.rows = list(self.org.run_query(job.compiled, job.include_deleted))
+        width = len(job.compiled.fields)  # rows end with the parents' Ids, which the CSV leaves out
+        job.rows = [row[:width] for row in self.org.run_query(job.compiled, job.include_deleted)]
         job.info.update(
             state="JobComplete",
             numberRecordsProcessed=len(job.rows),

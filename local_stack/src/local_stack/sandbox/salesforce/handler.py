@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlparse
 
+from local_stack.sandbox.salesforce.composite import save_collection
 from local_stack.sandbox.salesforce.errors import ApiError
 from local_stack.sandbox.salesforce.rest import describe, describe_global
 from local_stack.sandbox.salesforce.schema import OBJECTS, ObjectSpec, find_object
@@ -37,6 +38,8 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("PATCH", _API + r"/sobjects/(?P<obj>\w+)/(?P<id>\w{15,18})", "sobject_update"),
         ("DELETE", _API + r"/sobjects/(?P<obj>\w+)/(?P<id>\w{15,18})", "sobject_delete"),
         ("PATCH", _API + r"/sobjects/(?P<obj>\w+)/(?P<key>\w+)/(?P<value>[^/]+)", "sobject_upsert"),
+        ("POST", _API + r"/composite/sobjects", "composite_create"),
+        ("PATCH", _API + r"/composite/sobjects", "composite_update"),
         ("GET", _API + r"/query", "rest_query"),
         ("GET", _API + r"/queryAll", "rest_query_all"),
         ("GET", _API + r"/query/(?P<cursor>[\w-]+)", "rest_query_more"),
@@ -48,7 +51,10 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("PUT", _API + r"/jobs/ingest/(?P<job>\w+)/batches", "ingest_upload"),
         (
             "GET",
-            _API + r"/jobs/ingest/(?P<job>\w+)/(?P<kind>successfulResults|failedResults|unprocessedrecords)",
+            # Salesforce documents `unprocessedrecords`; clients also send `unprocessedRecords`
+            # (simple-salesforce) and both work there.
+            _API
+            + r"/jobs/ingest/(?P<job>\w+)/(?P<kind>(?i:successfulResults|failedResults|unprocessedrecords))",
             "ingest_results",
         ),
         ("POST", _API + r"/jobs/query", "query_create"),
@@ -64,6 +70,11 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("POST", r"/__sandbox/seed", "admin_seed"),
     ]
 ]
+
+
+# Control routes that change the org, its faults or its sessions: anyone on loopback could otherwise
+# reset or fault a running sandbox. Health, counters and stats only read and stay open.
+CONTROL_ROUTES = frozenset({"admin_faults", "admin_reset", "admin_expire", "admin_seed"})
 
 
 def find_route(method: str, path: str) -> tuple[str, dict[str, str]] | None:
@@ -115,6 +126,8 @@ class Handler(BaseHTTPRequestHandler):
             self.sandbox.count(name)
             if path.startswith("/services/data/"):
                 self._admit(path)
+            elif name in CONTROL_ROUTES:
+                self._check_sandbox_key()
             try:
                 getattr(self, f"route_{name}")(**params)
             except SoqlError as exc:  # a REST or Bulk query that does not compile
@@ -123,12 +136,19 @@ class Handler(BaseHTTPRequestHandler):
             if route and route[0] == "token":
                 self._json(exc.status, {"error": exc.code, "error_description": exc.message})
             else:
-                self._json(exc.status, [{"errorCode": exc.code, "message": exc.message}], exc.headers)
+                self._json(exc.status, exc.body(), exc.headers)
         except (BrokenPipeError, ConnectionResetError):
             return
         except Exception as exc:
             log.exception("sandbox error on %s %s", method, path)
             self._json(500, [{"errorCode": "UNKNOWN_EXCEPTION", "message": str(exc)}])
+
+    def _check_sandbox_key(self) -> None:
+        """The sandbox key is its client secret, sent as `Authorization: Bearer <key>`."""
+        if self.headers.get("Authorization") != f"Bearer {self.sandbox.auth.client_secret}":
+            raise ApiError(
+                401, "INVALID_SESSION_ID", "Control endpoints need 'Authorization: Bearer <sandbox key>'"
+            )
 
     def _admit(self, path: str) -> None:
         """A data call: injected faults first, then the session and the API allowance."""
@@ -228,6 +248,12 @@ class Handler(BaseHTTPRequestHandler):
             self._json(201, {"id": outcome.record_id, "success": True, "errors": [], "created": True})
         else:
             self._json(204, None)
+
+    def route_composite_create(self, v: str) -> None:
+        self._json(200, save_collection(self.sandbox.org, "insert", self._json_body()))
+
+    def route_composite_update(self, v: str) -> None:
+        self._json(200, save_collection(self.sandbox.org, "update", self._json_body()))
 
     def route_rest_query(self, v: str) -> None:
         self._json(200, self.sandbox.rest.query(self.query_params.get("q", ""), False, v))

@@ -16,7 +16,7 @@ from local_stack.sandbox.salesforce.schema import (
     ObjectSpec,
     normalize_id,
 )
-from local_stack.sandbox.salesforce.soql import compile_soql
+from local_stack.sandbox.salesforce.soql import CompiledQuery, compile_soql
 from local_stack.sandbox.salesforce.store import Org, Outcome
 
 QUERY_BATCH = 2000
@@ -88,10 +88,11 @@ class RestApi:
 
     def query(self, soql: str, include_deleted: bool, api_version: str) -> dict[str, Any]:
         compiled = compile_soql(soql)
-        names = [f.name for f in compiled.fields]
+        if compiled.count_only:
+            (count,) = next(self.org.run_query(compiled, include_deleted))
+            return {"totalSize": count, "done": True, "records": []}
         records = [
-            record_json(compiled.sobject, api_version, dict(zip(names, row, strict=True)), compiled.fields)
-            for row in self.org.run_query(compiled, include_deleted)
+            _query_record(compiled, api_version, row) for row in self.org.run_query(compiled, include_deleted)
         ]
         return self._page(records, 0, api_version)
 
@@ -122,23 +123,44 @@ def _succeeded(outcome: Outcome) -> Outcome:
     """The outcome of a one-record write, or its error as the REST response."""
     if outcome.error is not None:
         status = 404 if outcome.error.code == "NOT_FOUND" else 400
-        raise ApiError(status, outcome.error.code, outcome.error.message)
+        raise ApiError(status, outcome.error.code, outcome.error.message, fields=outcome.error.fields)
     return outcome
+
+
+def _query_record(compiled: CompiledQuery, api_version: str, row: tuple) -> dict[str, Any]:
+    """A query row as Salesforce answers it: a parent's fields nest under its relationship name, as a
+    record with attributes, or null when the lookup is empty."""
+    width = len(compiled.fields)
+    own = [(f, v) for f, v in zip(compiled.fields, row[:width], strict=True) if "." not in f.name]
+    record = record_json(compiled.sobject, api_version, {f.name: v for f, v in own}, [f for f, _ in own])
+    parent_ids = dict(zip(compiled.parents, row[width:], strict=True))
+    for spec, value in zip(compiled.fields, row[:width], strict=True):
+        relationship, _, name = spec.name.partition(".")
+        if not name:
+            continue
+        if parent_ids[relationship] is None:
+            record[relationship] = None
+            continue
+        parent = record.get(relationship) or {
+            "attributes": _attributes(compiled.parents[relationship], api_version, parent_ids[relationship])
+        }
+        parent[name] = render_json(spec.type, value)
+        record[relationship] = parent
+    return record
 
 
 def record_json(
     spec: ObjectSpec, api_version: str, values: dict[str, Any], fields: Sequence[FieldSpec] | None = None
 ) -> dict[str, Any]:
     types = {f.name: f.type for f in (fields or spec.fields)}
-    record: dict[str, Any] = {
-        "attributes": {
-            "type": spec.name,
-            "url": f"/services/data/{api_version}/sobjects/{spec.name}/{values.get('Id', '')}",
-        }
-    }
+    record: dict[str, Any] = {"attributes": _attributes(spec, api_version, values.get("Id", ""))}
     for name, value in values.items():
         record[name] = render_json(types.get(name, "string"), value)
     return record
+
+
+def _attributes(spec: ObjectSpec, api_version: str, record_id: str) -> dict[str, str]:
+    return {"type": spec.name, "url": f"/services/data/{api_version}/sobjects/{spec.name}/{record_id}"}
 
 
 def render_json(field_type: str, value: Any) -> Any:

@@ -1,17 +1,19 @@
 """A SOQL subset, compiled to SQLite: enough for incremental extraction and simple lookups.
 
-    SELECT f1, f2 FROM Obj [WHERE cond] [ORDER BY f [ASC|DESC] [NULLS FIRST|LAST], …] [LIMIT n] [OFFSET n]
+    SELECT f1, Parent.f2 | COUNT() FROM Obj [WHERE cond] [ORDER BY f [ASC|DESC] [NULLS FIRST|LAST], …]
+    [LIMIT n] [OFFSET n]
 
 cond: comparisons (=, !=, <>, <, <=, >, >=, LIKE, IN (…), NOT IN (…)) joined by AND / OR, NOT and parentheses.
-Literals: 'strings', numbers, true/false, null, dates (2026-01-01) and datetimes (2026-01-01T00:00:00Z).
-Field and object names are case-insensitive, as in Salesforce.
+Literals: 'strings' (with \\n \\' \\\\ … escapes), numbers, true/false, null, dates (2026-01-01), datetimes
+(2026-01-01T00:00:00Z), date literals TODAY, YESTERDAY, TOMORROW, LAST_N_DAYS:n, NEXT_N_DAYS:n (UTC days).
+Field and object names are case-insensitive, as in Salesforce; `Parent.Field` follows a lookup (AccountId).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from local_stack.sandbox.salesforce.schema import FieldSpec, ObjectSpec, find_object
@@ -32,6 +34,7 @@ _TOKEN = re.compile(
     | (?P<number>-?\d+(?:\.\d+)?)
     | (?P<op><=|>=|!=|<>|=|<|>)
     | (?P<punct>[(),])
+    | (?P<dateliteral>(?i:LAST_N_DAYS|NEXT_N_DAYS):\d+)
     | (?P<word>[A-Za-z_][A-Za-z0-9_.]*)
     )""",
     re.VERBOSE,
@@ -58,6 +61,8 @@ _KEYWORDS = {
     "false",
     "null",
 }
+# Salesforce's string-literal escapes; any other backslash sequence is a malformed query.
+_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f", '"': '"', "'": "'", "\\": "\\"}
 
 
 def normalize_datetime(value: str) -> str:
@@ -109,21 +114,33 @@ def tokenize(soql: str) -> list[Token]:
 class CompiledQuery:
     sobject: ObjectSpec
     fields: list[FieldSpec]
+    """The selected fields; a parent's field is named by its path (`Account.Name`) as in Bulk CSV headers."""
     where_sql: str
     params: list[Any]
     order_sql: str
     limit: int | None
     offset: int
+    columns: list[str] = field(default_factory=list)
+    """SQL expressions of `fields`, in order."""
+    parents: dict[str, ObjectSpec] = field(default_factory=dict)
+    """Relationship name (Account) -> parent object, joined as alias `p_Account`; rows end with their Ids."""
+    joins: list[str] = field(default_factory=list)
+    count_only: bool = False
+    """SELECT COUNT(): the answer is totalSize alone."""
 
     def sql(self, include_deleted: bool) -> tuple[str, list[Any]]:
-        columns = ", ".join(f'"{f.name}"' for f in self.fields)
-        clauses = [] if include_deleted else ['"IsDeleted" = 0']
+        selected = [*self.columns, *(f'"p_{name}"."Id"' for name in self.parents)]
+        if self.count_only:
+            selected = ["COUNT(*)"]
+        clauses = [] if include_deleted else ['t."IsDeleted" = 0']
         if self.where_sql:
             clauses.append(f"({self.where_sql})")
-        sql = f'SELECT {columns} FROM "{self.sobject.table}"'
+        sql = f'SELECT {", ".join(selected)} FROM "{self.sobject.table}" AS t {" ".join(self.joins)}'
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
-        sql += f" ORDER BY {self.order_sql}" if self.order_sql else ' ORDER BY "Id"'
+        if self.count_only:
+            return sql, list(self.params)
+        sql += f" ORDER BY {self.order_sql}" if self.order_sql else ' ORDER BY t."Id"'
         if self.limit is not None or self.offset:
             sql += f" LIMIT {self.limit if self.limit is not None else -1} OFFSET {self.offset}"
         return sql, list(self.params)
@@ -135,6 +152,9 @@ class _Parser:
         self.pos = 0
         self.sobject: ObjectSpec | None = None
         self.params: list[Any] = []
+        self.parents: dict[str, ObjectSpec] = {}
+        self.joins: list[str] = []
+        self.today = datetime.now(UTC).date()
 
     def peek(self) -> Token | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -161,22 +181,54 @@ class _Parser:
             )
 
     def field(self, name: str) -> FieldSpec:
+        return self.resolve(name)[0]
+
+    def resolve(self, name: str) -> tuple[FieldSpec, str]:
+        """A field by name (`Name`, `Contact.Name` or a parent's `Account.Name`) and its SQL expression."""
         assert self.sobject is not None
-        spec = self.sobject.field(
-            name.split(".", 1)[1] if name.lower().startswith(self.sobject.name.lower() + ".") else name
+        if name.lower().startswith(self.sobject.name.lower() + "."):
+            name = name.split(".", 1)[1]
+        if "." not in name:
+            spec = self.sobject.field(name)
+            if spec is None:
+                raise _no_such_column(name, self.sobject.name)
+            return spec, f't."{spec.name}"'
+        relationship, _, rest = name.partition(".")
+        lookup = next(
+            (
+                f
+                for f in self.sobject.reference_fields
+                if (f.relationship_name or "").lower() == relationship.lower()
+            ),
+            None,
         )
-        if spec is None:
+        # Polymorphic lookups (WhatId) need TYPEOF in Salesforce; the sandbox follows single-target ones only.
+        parent = find_object(lookup.reference_to[0]) if lookup and len(lookup.reference_to) == 1 else None
+        if lookup is None or parent is None or "." in rest:
             raise SoqlError(
                 "INVALID_FIELD",
-                f"No such column '{name}' on entity '{self.sobject.name}'. If you are attempting "
-                "to use a custom field, be sure to append the '__c' after the custom field name.",
+                f"Didn't understand relationship '{relationship}' in field path. If you are attempting to "
+                "use a custom relationship, be sure to append the '__r' after the custom relationship name. "
+                "Please reference your WSDL or the describe call for the appropriate names.",
             )
-        return spec
+        spec = parent.field(rest)
+        if spec is None:
+            raise _no_such_column(rest, parent.name)
+        label = f"{lookup.relationship_name}"
+        if label not in self.parents:
+            self.parents[label] = parent
+            self.joins.append(
+                f'LEFT JOIN "{parent.table}" AS "p_{label}" ON "p_{label}"."Id" = t."{lookup.name}"'
+            )
+        return replace(spec, name=f"{label}.{spec.name}"), f'"p_{label}"."{spec.name}"'
 
     def parse(self) -> CompiledQuery:
         self.expect("select")
         names = [self.next().text]
-        while self.peek() is not None and self.peek().text == ",":
+        count_only = names[0].lower() == "count" and self.peek() is not None and self.peek().text == "("
+        if count_only and (self.next().text != "(" or self.next().text != ")"):
+            raise SoqlError("MALFORMED_QUERY", "COUNT() takes no field here")
+        while not count_only and self.peek() is not None and self.peek().text == ",":
             self.pos += 1
             names.append(self.next().text)
         self.expect("from")
@@ -184,7 +236,7 @@ class _Parser:
         self.sobject = find_object(object_name)
         if self.sobject is None:
             raise SoqlError("INVALID_TYPE", f"sObject type '{object_name}' is not supported.")
-        fields = [self.field(n) for n in names]
+        resolved = [] if count_only else [self.resolve(n) for n in names]
         where_sql = self.condition() if self.accept("where") else ""
         order_sql = self.order_by() if self.accept("order") else ""
         limit = offset = None
@@ -194,7 +246,19 @@ class _Parser:
             offset = self.integer("OFFSET")
         if self.peek() is not None:
             raise SoqlError("MALFORMED_QUERY", f"unexpected token {self.peek().text!r}")
-        return CompiledQuery(self.sobject, fields, where_sql, self.params, order_sql, limit, offset or 0)
+        return CompiledQuery(
+            self.sobject,
+            [spec for spec, _ in resolved],
+            where_sql,
+            self.params,
+            order_sql,
+            limit,
+            offset or 0,
+            columns=[column for _, column in resolved],
+            parents=self.parents,
+            joins=self.joins,
+            count_only=count_only,
+        )
 
     def integer(self, clause: str) -> int:
         token = self.next()
@@ -206,7 +270,7 @@ class _Parser:
         self.expect("by")
         parts = []
         while True:
-            spec = self.field(self.next().text)
+            column = self.resolve(self.next().text)[1]
             direction = "DESC" if self.accept("desc") else "ASC"
             self.accept("asc")
             nulls = ""
@@ -214,7 +278,7 @@ class _Parser:
                 nulls = (
                     " NULLS LAST" if self.accept("last") else (" NULLS FIRST" if self.accept("first") else "")
                 )
-            parts.append(f'"{spec.name}" {direction}{nulls}')
+            parts.append(f"{column} {direction}{nulls}")
             if self.peek() is not None and self.peek().text == ",":
                 self.pos += 1
                 continue
@@ -245,8 +309,7 @@ class _Parser:
         return self.comparison()
 
     def comparison(self) -> str:
-        spec = self.field(self.next().text)
-        column = f'"{spec.name}"'
+        spec, column = self.resolve(self.next().text)
         negate = self.accept("not")
         if self.accept("in"):
             if self.next().text != "(":
@@ -262,12 +325,15 @@ class _Parser:
         if negate:
             raise SoqlError("MALFORMED_QUERY", "NOT must be followed by IN here")
         if self.accept("like"):
-            self.params.append(self.literal(spec))
+            self.params.append(self.literal(spec, like=True))
             return f"{column} LIKE ? ESCAPE '\\'"
         op_token = self.next()
         if op_token.kind != "op":
             raise SoqlError("MALFORMED_QUERY", f"expected a comparison operator after {spec.name}")
         op = "!=" if op_token.text == "<>" else op_token.text
+        day_range = self.date_literal(spec)
+        if day_range is not None:
+            return self.range_comparison(column, op, *day_range)
         value = self.literal(spec)
         if value is None:
             if op not in ("=", "!="):
@@ -276,7 +342,41 @@ class _Parser:
         self.params.append(value)
         return f"{column} {op} ?"
 
-    def literal(self, spec: FieldSpec) -> Any:
+    def date_literal(self, spec: FieldSpec) -> tuple[str, str] | None:
+        """A date literal next (TODAY, LAST_N_DAYS:7): its [start, end) on `spec`'s type; else None."""
+        token = self.peek()
+        if token is None or token.kind not in ("word", "dateliteral"):
+            return None
+        name, _, number = token.text.upper().partition(":")
+        days = {"TODAY": (0, 1), "YESTERDAY": (-1, 0), "TOMORROW": (1, 2)}.get(name)
+        if name == "LAST_N_DAYS":
+            days = (-int(number), 1)  # Salesforce: today and the n days before it
+        elif name == "NEXT_N_DAYS":
+            days = (1, int(number) + 1)  # Salesforce: the n days after today, not today
+        if days is None:
+            return None
+        self.pos += 1
+        if spec.type not in ("date", "datetime"):
+            raise _type_error(spec, spec.type)
+        start, end = (self.today + timedelta(days=d) for d in days)
+        return _bound(spec, start), _bound(spec, end)
+
+    def range_comparison(self, column: str, op: str, start: str, end: str) -> str:
+        """A field against a date literal: Salesforce compares with the literal's whole range of days."""
+        sql = {
+            "=": f"({column} >= ? AND {column} < ?)",
+            "!=": f"({column} < ? OR {column} >= ?)",
+            "<": f"{column} < ?",
+            ">=": f"{column} >= ?",
+            ">": f"{column} >= ?",
+            "<=": f"{column} < ?",
+        }[op]
+        self.params.extend(
+            {"=": [start, end], "!=": [start, end], "<": [start], ">=": [start]}.get(op, [end])
+        )
+        return sql
+
+    def literal(self, spec: FieldSpec, like: bool = False) -> Any:
         token = self.next()
         keyword = token.keyword
         if keyword == "null":
@@ -286,7 +386,7 @@ class _Parser:
                 raise _type_error(spec, "boolean")
             return 1 if keyword == "true" else 0
         if spec.type == "datetime":
-            if token.kind not in ("datetime", "date"):
+            if token.kind != "datetime":  # Salesforce refuses a date value for a dateTime field
                 raise _type_error(spec, "dateTime")
             return normalize_datetime(token.text)
         if spec.type == "date":
@@ -303,7 +403,35 @@ class _Parser:
                 f"value of filter criterion for field '{spec.name}' must be of type "
                 f"{spec.type} and should be enclosed in quotes",
             )
-        return re.sub(r"\\(.)", r"\1", token.text[1:-1])
+        return _unescape(token.text[1:-1], like)
+
+
+def _unescape(text: str, like: bool) -> str:
+    """A string literal's value; in a LIKE pattern, \\% \\_ and \\\\ stay escaped for SQLite's ESCAPE '\\'."""
+
+    def one(match: re.Match[str]) -> str:
+        char = match.group(1)
+        if like and char in "%_\\":
+            return "\\" + char
+        if char not in _ESCAPES:
+            raise SoqlError(
+                "MALFORMED_QUERY", f"Invalid string literal '{text}'. Illegal escape sequence '\\{char}'"
+            )
+        return _ESCAPES[char]
+
+    return re.sub(r"\\(.)", one, text, flags=re.DOTALL)
+
+
+def _bound(spec: FieldSpec, day: date) -> str:
+    return day.isoformat() if spec.type == "date" else f"{day.isoformat()}T00:00:00.000Z"
+
+
+def _no_such_column(name: str, sobject: str) -> SoqlError:
+    return SoqlError(
+        "INVALID_FIELD",
+        f"No such column '{name}' on entity '{sobject}'. If you are attempting "
+        "to use a custom field, be sure to append the '__c' after the custom field name.",
+    )
 
 
 def _type_error(spec: FieldSpec, type_name: str) -> SoqlError:

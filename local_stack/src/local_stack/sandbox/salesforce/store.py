@@ -8,6 +8,7 @@ so a 10k-record Bulk job costs a handful of statements, not 10k round trips.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -64,6 +65,8 @@ def format_number(value: float | int) -> str:
 
 
 _TEXT_TYPES = frozenset({"id", "string", "email", "url", "picklist", "textarea"})
+# Salesforce refuses an Email value without one @ between a local part and a dotted domain.
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 def coerce(spec: FieldSpec, raw: Any) -> Any:
@@ -74,6 +77,10 @@ def coerce(spec: FieldSpec, raw: Any) -> Any:
         text = raw if type(raw) is str else str(raw)
         if len(text) > spec.length:
             raise _too_long(spec, text)
+        if spec.type == "email" and text and not _EMAIL.fullmatch(text):
+            raise RecordError(
+                "INVALID_EMAIL_ADDRESS", f"{spec.name}: invalid email address: {text}", [spec.name]
+            )
         return text
     try:
         if spec.type == "boolean":
@@ -281,11 +288,13 @@ class Org:
         external_id_field: str | None = None,
         allow_system_fields: bool = False,
         inject_failure: Any = None,
+        write: bool = True,
     ) -> list[Outcome]:
         """Apply one DML operation to `rows` (canonical field name -> sent value; None = set null).
 
         Each record succeeds or fails on its own, like Salesforce with allOrNone=false. `inject_failure(i)`
-        returns a RecordError to fail record i on purpose (fault injection), or None.
+        returns a RecordError to fail record i on purpose (fault injection), or None. With write=False the
+        records are only checked (an allOrNone request's first pass).
         """
         outcomes = [Outcome() for _ in rows]
         with self.lock:
@@ -300,6 +309,8 @@ class Org:
                 for item in pending:
                     if outcomes[item.index].error is None:
                         outcomes[item.index].error = inject_failure(item.index)
+            if not write:
+                return outcomes
             self._write(
                 spec,
                 [p for p in pending if outcomes[p.index].error is None],
