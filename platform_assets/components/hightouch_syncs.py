@@ -4,6 +4,10 @@ Each document becomes the asset `["hightouch", <name>]` (group `activation`, kin
 <destination kind>}, tag layer=activation) that depends on the dbt model(s) the sync reads.
 Materializing it triggers the sync through the Hightouch REST API, follows the run to its end and
 reports Hightouch's row counts. The documents are read by integrations/hightouch/sync_spec.py.
+
+Retries: the assets carry the component's `retry:` policy (platform_assets/components/retries.py) for
+the failures `is_transient` accepts only (API 429/5xx after the client's own retries, network errors);
+a failed or rejected Hightouch run, a run timeout or a config error fails once, without a retry.
 """
 
 from collections.abc import Mapping
@@ -11,9 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import requests
 
 from platform_assets import dbt_manifest, environment
-from platform_assets.integrations.hightouch.client import FAILED_STATUSES, HightouchError, HightouchRun
+from platform_assets.components.retries import RetryDecl, only_transient_retried, retry_policy
+from platform_assets.integrations.hightouch.client import (
+    FAILED_STATUSES,
+    HightouchApiError,
+    HightouchError,
+    HightouchRun,
+)
 from platform_assets.integrations.hightouch.resource import HightouchResource
 from platform_assets.integrations.hightouch.sync_spec import (
     DOCS_HINT,
@@ -22,6 +33,15 @@ from platform_assets.integrations.hightouch.sync_spec import (
     load_sync_declarations,
 )
 from platform_assets.resources import hightouch_resource
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether the retry policy may re-run the sync after `error`: the API busy or down (429, 5xx) or
+    the network. Not a run timeout: the run goes on in Hightouch, and a retry would trigger another."""
+    if isinstance(error, HightouchApiError):
+        return error.retryable
+    return isinstance(error, requests.ConnectionError | requests.Timeout)
+
 
 # -- the component ----------------------------------------------------------------------------------
 
@@ -38,6 +58,8 @@ class HightouchSyncsComponent(dg.Component, dg.Model, dg.Resolvable):
     poll_timeout_seconds: float = 3600.0
     backoff_initial_seconds: float = 0.5
     max_attempts: int = 6
+    retry: RetryDecl | None = RetryDecl()
+    """Dagster retry policy for transient failures (`is_transient`); `null` turns retries off."""
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         manifest = dbt_manifest.read_if_prepared(
@@ -50,7 +72,10 @@ class HightouchSyncsComponent(dg.Component, dg.Model, dg.Resolvable):
             backoff_initial_seconds=self.backoff_initial_seconds,
             max_attempts=self.max_attempts,
         )
-        return dg.Definitions(assets=[sync_asset(sync) for sync in syncs], resources={"hightouch": resource})
+        policy = retry_policy(self.retry)
+        return dg.Definitions(
+            assets=[sync_asset(sync, policy) for sync in syncs], resources={"hightouch": resource}
+        )
 
 
 def sync_spec(sync: HightouchSync) -> dg.AssetSpec:
@@ -84,12 +109,15 @@ def sync_spec(sync: HightouchSync) -> dg.AssetSpec:
         raise HightouchSyncConfigError(f"{sync.source_file}: key 'owners': {error}. {DOCS_HINT}") from None
 
 
-def sync_asset(sync: HightouchSync) -> dg.AssetsDefinition:
+def sync_asset(sync: HightouchSync, retry: dg.RetryPolicy | None = None) -> dg.AssetsDefinition:
     # The sandbox (and, in prod, Hightouch itself) reads the warehouse: the `warehouse` pool keeps the
     # local DuckDB writer (dbt, loads) from holding the file while it does.
-    @dg.multi_asset(name=f"hightouch_{sync.name}", specs=[sync_spec(sync)], pool="warehouse")
+    @dg.multi_asset(
+        name=f"hightouch_{sync.name}", specs=[sync_spec(sync)], pool="warehouse", retry_policy=retry
+    )
     def _sync(context: dg.AssetExecutionContext, hightouch: HightouchResource) -> dg.MaterializeResult:
-        return run_sync(context, hightouch, sync)
+        with only_transient_retried(is_transient):
+            return run_sync(context, hightouch, sync)
 
     return _sync
 
@@ -117,13 +145,16 @@ def run_sync(context: dg.AssetExecutionContext, hightouch: HightouchResource, sy
             on_change=report,
         )
     except HightouchError as error:
-        raise dg.Failure(description=str(error), metadata=_link(run_id, run_url)) from None
+        raise dg.Failure(
+            description=str(error), metadata=_link(run_id, run_url), allow_retries=is_transient(error)
+        ) from None
     metadata = run_metadata(run, sync_id, run_url, destination, declaration.destination.label)
     verdict = _verdict(run, declaration.on_warning)
     if verdict:
         raise dg.Failure(
             description=f"Hightouch sync '{sync.name}' (sync {sync_id}, run {run_id}) {verdict}",
             metadata=metadata,
+            allow_retries=False,
         )
     if run.status == "warning":
         context.log.warning(

@@ -9,6 +9,10 @@ files (sources.yaml, meltano/meltano.yml): loading never runs meltano and never 
 Each stream is the asset `["raw", <source>, <stream>]` (group `ingestion_<source>`, kinds meltano + the
 warehouse, tag layer=ingestion) with the blocking check `rows_landed_match_extracted`. Materializing some
 streams runs `meltano run` for those streams only; run config `full_refresh: true` re-extracts them.
+
+Retries: the assets carry the component's `retry:` policy (platform_assets/components/retries.py) for
+runs `is_transient` calls transient only (the plugins' error lines look like a network or an API busy or
+down); bad data, missing settings, config errors and other failures fail once, without a retry.
 """
 
 import os
@@ -24,6 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from platform_assets import environment
+from platform_assets.components.retries import RetryDecl, only_transient_retried, retry_policy
 from platform_assets.env_templates import SettingTemplate, TemplateError, parse_settings
 from platform_assets.integrations.meltano import (
     MeltanoProject,
@@ -40,6 +45,23 @@ DEFAULT_LOADERS = {"local": "target-duckdb", "ci": "target-snowflake", "prod": "
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _OWNER = re.compile(r"^(team:[\w.-]+|[^@\s]+@[^@\s]+\.[^@\s]+)$")
 DOCS_HINT = "See docs/ingestion.md, 'Adding a source'."
+# What a tap or loader prints when the network or the API it calls failed for the moment.
+TRANSIENT_ERROR = re.compile(
+    r"connection ?(reset|refused|aborted|error)|remotedisconnected|timed ?out|timeout|"
+    r"temporar(il)?y (unavailable|failure)|name resolution|too many requests|rate limit|"
+    r"service unavailable|bad gateway|gateway timeout|\b(429|502|503|504)\b",
+    re.IGNORECASE,
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether the retry policy may re-run the streams after `error`: a failed `meltano run` whose
+    error lines (or failed streams' messages) look like a network error or an API busy or down."""
+    if not isinstance(error, MeltanoRunError):
+        return False
+    result = error.result
+    text = "\n".join([str(error), *result.error_lines, *result.failed_streams.values()])
+    return bool(TRANSIENT_ERROR.search(text))
 
 
 class SourcesConfigError(ValueError):
@@ -331,7 +353,9 @@ def _stream_spec(source: Source, stream: str, warehouse_kind: str, schema: str) 
     )
 
 
-def build_source_assets(source: Source, env: environment.PlatformEnvironment) -> dg.AssetsDefinition:
+def build_source_assets(
+    source: Source, env: environment.PlatformEnvironment, retry: dg.RetryPolicy | None = None
+) -> dg.AssetsDefinition:
     warehouse_kind = "duckdb" if env.is_local else "snowflake"
     schema = env.schema(f"raw_{source.name}")
     specs = [_stream_spec(source, stream, warehouse_kind, schema) for stream in source.streams]
@@ -352,6 +376,7 @@ def build_source_assets(source: Source, env: environment.PlatformEnvironment) ->
         check_specs=checks,
         can_subset=True,
         pool="warehouse",
+        retry_policy=retry,
         description=f"Meltano: {source.extractor} -> {source.loader} ({source.description})",
     )
     def _ingest(
@@ -359,6 +384,15 @@ def build_source_assets(source: Source, env: environment.PlatformEnvironment) ->
         config: MeltanoRunConfig,
         meltano: MeltanoResource,
         warehouse: dg.ResourceParam[Warehouse],
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+        with only_transient_retried(is_transient):
+            yield from ingest(context, config, meltano, warehouse)
+
+    def ingest(
+        context: dg.AssetExecutionContext,
+        config: MeltanoRunConfig,
+        meltano: MeltanoResource,
+        warehouse: Warehouse,
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         keys = [spec.key for spec in specs if spec.key in context.selected_asset_keys]
         streams = [stream_of[key] for key in keys]
@@ -376,10 +410,10 @@ def build_source_assets(source: Source, env: environment.PlatformEnvironment) ->
                 loader_settings=source.loader_settings,
             )
         except TemplateError as error:  # a declared setting has no value here: say which and what to set
-            raise dg.Failure(description=str(error)) from None
+            raise dg.Failure(description=str(error), allow_retries=False) from None
         except MeltanoRunError as error:
             if not error.result.failed_streams:
-                raise dg.Failure(description=str(error)) from None
+                raise dg.Failure(description=str(error), allow_retries=is_transient(error)) from None
             failure, result = error, error.result
         failed = {stream for stream in streams if source.tap_stream(stream) in result.failed_streams}
         for key, stream in zip(keys, streams, strict=True):
@@ -410,6 +444,7 @@ def build_source_assets(source: Source, env: environment.PlatformEnvironment) ->
                 description=f"{len(failed)} stream(s) of source '{source.name}' failed; the other selected "
                 f"streams were loaded.\n{details}\n\n{failure}",
                 metadata={"failed_streams": dg.MetadataValue.text(", ".join(sorted(failed)))},
+                allow_retries=is_transient(failure),
             )
 
     return _ingest
@@ -421,23 +456,29 @@ class MeltanoProjectComponent(dg.Component, dg.Model, dg.Resolvable):
     project_dir: str = "meltano"
     sources_file: str = "sources.yaml"
     loaders: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_LOADERS))
+    retry: RetryDecl | None = RetryDecl()
+    """Dagster retry policy for transient failures (`is_transient`); `null` turns retries off."""
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         return ingestion_definitions(
             Path(context.path) / self.sources_file,
             Path(context.project_root) / self.project_dir,
             self.loaders,
+            retry_policy(self.retry),
         )
 
 
 def ingestion_definitions(
-    sources_file: Path, project_dir: Path, loaders: Mapping[str, str] = DEFAULT_LOADERS
+    sources_file: Path,
+    project_dir: Path,
+    loaders: Mapping[str, str] = DEFAULT_LOADERS,
+    retry: dg.RetryPolicy | None = None,
 ) -> dg.Definitions:
     """The stream assets of every source defined in this environment, plus the `meltano` resource."""
     env = environment.current()
     project_dir = project_dir.resolve()
     sources = load_sources(sources_file, project_dir, loaders, env)
     return dg.Definitions(
-        assets=[build_source_assets(source, env) for source in sources],
+        assets=[build_source_assets(source, env, retry) for source in sources],
         resources={"meltano": MeltanoResource(project_dir=str(project_dir))},
     )

@@ -13,6 +13,10 @@ Concurrency: an asset has one pool. Locally the sync state lives in the single-w
 syncs use the `warehouse` pool (limit 1), which also serialises their Salesforce calls. In ci/prod the
 warehouse is Snowflake (many writers), so the binding limit is the org's Bulk API: syncs use the
 `salesforce_api` pool there. `sync_pool()` is the one place that decides.
+
+Retries: the assets carry the `retry:` policy of defs.yaml (platform_assets/components/retries.py) for
+the failures in TRANSIENT_ERRORS only; anything else (mapping or model errors, failed blocking checks)
+fails once, without a retry.
 """
 
 from collections.abc import Sequence
@@ -20,9 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import requests
 
 from platform_assets import dbt_manifest, environment
+from platform_assets.components.retries import RetryDecl, only_transient_retried, retry_policy
 from platform_assets.dbt_manifest import DbtModel, resolve_model
+from platform_assets.integrations.salesforce.client import SalesforceUnavailable
 from platform_assets.integrations.salesforce.sync_engine import SalesforceSyncRun, SyncIncomplete, SyncReport
 from platform_assets.integrations.salesforce.sync_spec import SyncSpec, load_sync_specs
 from platform_assets.integrations.salesforce.sync_state import CHANGE_TYPES, SyncStore
@@ -30,6 +37,20 @@ from platform_assets.resources import salesforce_resource
 
 SYNC_STATE_SCHEMA = "platform_sync"
 CHECK_NAME = "no_failed_records"
+
+# The failures a later attempt can get past: Salesforce unavailable after the client's own bounded
+# retries, a Bulk job Salesforce failed or aborted (its records are sent again), the network.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    SalesforceUnavailable,
+    SyncIncomplete,
+    requests.ConnectionError,
+    requests.Timeout,
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether the retry policy may re-run the sync after `error` (see TRANSIENT_ERRORS)."""
+    return isinstance(error, TRANSIENT_ERRORS)
 
 
 def sync_pool(env: environment.PlatformEnvironment | None = None) -> str:
@@ -142,7 +163,9 @@ def failures_check(store: SyncStore, spec: SyncSpec) -> dg.AssetCheckResult:
 # ------------------------------------------------------------------------------ assets
 
 
-def build_sync_asset(spec: SyncSpec, model: DbtModel, pool: str) -> dg.AssetsDefinition:
+def build_sync_asset(
+    spec: SyncSpec, model: DbtModel, pool: str, retry: dg.RetryPolicy | None = None
+) -> dg.AssetsDefinition:
     """The sync's asset; the model's blocking checks are consulted before sending."""
     key = dg.AssetKey(spec.asset_key)
     model_key = model.asset_key
@@ -171,6 +194,7 @@ def build_sync_asset(spec: SyncSpec, model: DbtModel, pool: str) -> dg.AssetsDef
         or f"{spec.mode} {spec.object} records from dbt model {spec.model} (Bulk API 2.0).",
         metadata=static_metadata,
         pool=pool,
+        retry_policy=retry,
         required_resource_keys={"salesforce", "warehouse"},
         check_specs=[
             dg.AssetCheckSpec(
@@ -182,6 +206,10 @@ def build_sync_asset(spec: SyncSpec, model: DbtModel, pool: str) -> dg.AssetsDef
         ],
     )
     def _sync(context: dg.AssetExecutionContext, config: SalesforceSyncConfig) -> dg.MaterializeResult:
+        with only_transient_retried(is_transient):
+            return send(context, config)
+
+    def send(context: dg.AssetExecutionContext, config: SalesforceSyncConfig) -> dg.MaterializeResult:
         failed = failed_blocking_checks(context, model_key, model_check_names)
         if failed:
             raise dg.Failure(
@@ -206,7 +234,9 @@ def build_sync_asset(spec: SyncSpec, model: DbtModel, pool: str) -> dg.AssetsDef
         try:
             report = run.run()
         except SyncIncomplete as exc:
-            raise dg.Failure(description=str(exc), metadata=report_metadata(exc.report)) from exc
+            raise dg.Failure(
+                description=str(exc), metadata=report_metadata(exc.report), allow_retries=True
+            ) from exc
         metadata = report_metadata(report)
         with store.pinned():
             metadata["dagster/row_count"] = store.state_count(spec.name)
@@ -224,6 +254,8 @@ class SalesforceSyncsComponent(dg.Component, dg.Model, dg.Resolvable):
     dbt_manifest_path: str | None = None
     """The prepared dbt manifest that resolves each model to its asset key and blocking tests; default
     dbt_project/target/manifest.json. Where it is not prepared, models must be written `schema.name`."""
+    retry: RetryDecl | None = RetryDecl()
+    """Dagster retry policy for transient failures (TRANSIENT_ERRORS); `null` turns retries off."""
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         manifest = dbt_manifest.read_if_prepared(
@@ -232,6 +264,9 @@ class SalesforceSyncsComponent(dg.Component, dg.Model, dg.Resolvable):
         specs = load_sync_specs(context.path / self.syncs_dir, manifest)
         pool = sync_pool()
         return dg.Definitions(
-            assets=[build_sync_asset(spec, resolve_model(spec.model, manifest), pool) for spec in specs],
+            assets=[
+                build_sync_asset(spec, resolve_model(spec.model, manifest), pool, retry_policy(self.retry))
+                for spec in specs
+            ],
             resources={"salesforce": salesforce_resource()},
         )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
+from platform_assets.components.retries import RetryDecl
+
 TRIAL_KEY = dg.AssetKey(["hightouch", "trial_nurture_braze"])
 EXPANSION_KEY = dg.AssetKey(["hightouch", "expansion_accounts_google_ads"])
 TRIAL, EXPANSION = "trial-nurture-braze", "expansion-accounts-google-ads"
@@ -98,3 +100,30 @@ def test_stalled_run_fails_the_asset_after_the_poll_timeout(sandbox, build_compo
     text = failure_text(result, TRIAL_KEY)
     assert "still 'processing'" in text
     sandbox.release(TRIAL)
+
+
+# --- retries: the component's retry policy re-runs transient API failures only ---------------------------
+
+FAST_RETRY = RetryDecl(max_retries=2, delay_seconds=0.01)
+
+
+def step_attempts(result: dg.ExecuteInProcessResult) -> int:
+    types = [event.event_type for event in result.all_events]
+    return types.count(dg.DagsterEventType.STEP_START) + types.count(dg.DagsterEventType.STEP_RESTARTED)
+
+
+def test_a_429_burst_beyond_the_clients_attempts_is_retried_by_the_assets_policy(
+    sandbox, build_component_defs
+):
+    sandbox.rate_limit_next(2)
+    result = materialize(build_component_defs(max_attempts=2, retry=FAST_RETRY), TRIAL_KEY)
+    assert result.success
+    assert step_attempts(result) == 2
+    assert metadata_of(result, TRIAL_KEY)["planned_added"] == 5
+
+
+def test_a_failed_hightouch_run_is_not_retried(sandbox, build_component_defs):
+    sandbox.fault_next_run(TRIAL, "fail", "Braze rejected the request: invalid API key for workspace 'mkt'")
+    result = materialize(build_component_defs(retry=FAST_RETRY), TRIAL_KEY)
+    assert "ended 'failed'" in failure_text(result, TRIAL_KEY)
+    assert step_attempts(result) == 1

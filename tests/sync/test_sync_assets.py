@@ -7,7 +7,8 @@ import pytest
 from conftest import Warehouse, lead_spec
 
 from local_stack.sandbox.salesforce import SandboxHandle
-from platform_assets.components.salesforce_syncs import build_sync_asset
+from platform_assets.components.retries import RetryDecl
+from platform_assets.components.salesforce_syncs import SalesforceSyncsComponent, build_sync_asset
 from platform_assets.dbt_manifest import DbtModel
 from platform_assets.integrations.salesforce.resource import SalesforceResource
 
@@ -144,3 +145,63 @@ def test_failed_blocking_check_in_an_earlier_run_stops_a_later_sync_run(
             [model_asset(True), sync], selection=[SYNC_KEY], instance=instance, resources=resources
         ).success
         assert org.count("Lead") == 5
+
+
+# --- retries: transient failures are retried by the asset's policy, deterministic ones are not ----------
+
+FAST_RETRY = RetryDecl(max_retries=2, delay_seconds=0.01).policy()
+
+
+def step_attempts(result: dg.ExecuteInProcessResult) -> tuple[int, int]:
+    """(step starts, steps up for retry) of the run: each attempt starts the step once."""
+    types = [event.event_type for event in result.all_events]
+    return (
+        types.count(dg.DagsterEventType.STEP_START) + types.count(dg.DagsterEventType.STEP_RESTARTED),
+        types.count(dg.DagsterEventType.STEP_UP_FOR_RETRY),
+    )
+
+
+def test_salesforce_unavailable_once_is_retried_by_the_policy_and_the_sync_succeeds(
+    org: SandboxHandle, warehouse: Warehouse, resources, local_platform
+):
+    warehouse.make_leads(5)
+    # The resource's client tries 3 times: 3 server errors exhaust them (SalesforceUnavailable) once.
+    org.server_errors(3, status=500, path="/jobs/ingest")
+
+    result = dg.materialize(
+        [build_sync_asset(lead_spec(), MODEL, "warehouse", FAST_RETRY)], resources=resources
+    )
+
+    assert result.success
+    assert step_attempts(result) == (2, 1)
+    assert (
+        result.asset_materializations_for_node("salesforce__test_leads")[0].metadata["succeeded_added"].value
+        == 5
+    )
+    assert org.count("Lead") == 5
+
+
+def test_a_mapping_error_fails_once_without_a_retry(
+    org: SandboxHandle, warehouse: Warehouse, resources, local_platform
+):
+    warehouse.make_leads(5)
+    spec = lead_spec(mapping={**lead_spec().mapping, "FirstName": "IsConverted"})
+
+    result = dg.materialize(
+        [build_sync_asset(spec, MODEL, "warehouse", FAST_RETRY)], resources=resources, raise_on_error=False
+    )
+
+    assert not result.success
+    assert step_attempts(result) == (1, 0)
+    (failure,) = result.get_step_failure_events()
+    message = failure.step_failure_data.error.to_string()
+    assert "SyncMappingError" in message and "IsConverted" in message and "not retried" in message
+
+
+def test_retry_is_declared_in_the_component_and_can_be_turned_off():
+    policy = RetryDecl().policy()
+    assert policy is not None
+    assert (policy.max_retries, policy.delay) == (3, 30.0)
+    assert (policy.backoff, policy.jitter) == (dg.Backoff.EXPONENTIAL, dg.Jitter.PLUS_MINUS)
+    assert RetryDecl(max_retries=0).policy() is None
+    assert SalesforceSyncsComponent(retry=None).retry is None

@@ -288,6 +288,7 @@ def test_lead_activation_sends_new_signups_and_changed_platform_leads_only(wareh
     ]
     assert columns == [
         "signup_id",
+        "is_new_lead",
         "Signup_Id__c",
         "FirstName",
         "LastName",
