@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -72,7 +73,7 @@ def env_value(variable: str | None) -> str | None:
 # -- channel types --------------------------------------------------------------------------------------
 
 
-class AlertChannel(BaseModel):
+class AlertChannel(BaseModel, ABC):
     """A channel's declared settings and how it sends. Subclass, then register with @channel_type."""
 
     model_config = ConfigDict(extra="forbid")
@@ -96,8 +97,9 @@ class AlertChannel(BaseModel):
     def secrets(self) -> list[str]:
         return [value for name in self.secret_fields if (value := env_value(getattr(self, name)))]
 
+    @abstractmethod
     def send(self, alert: Alert, logger: Logger | None) -> None:
-        raise NotImplementedError
+        """Deliver one alert; raise on failure (the resource names the channel and tries the others)."""
 
     def required(self, field_name: str) -> str:
         """The value of the variable a field names; fails naming the variable when it is unset."""
