@@ -11,9 +11,10 @@ from platform_assets.automation import apply_platform_policy
 from platform_assets.resources import warehouse_resource
 
 # The main job: one full platform cycle — ingestion, every dbt domain, then the syncs — in lineage order.
+# Per-customer reports are partitioned: they run one partition per run (their sensor, backfills).
 platform_cycle = dg.define_asset_job(
     "platform_cycle",
-    selection=dg.AssetSelection.all(),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.tag("layer", "reports"),
     description="A full platform cycle: every source, every dbt domain, then every reverse-ETL sync.",
 )
 

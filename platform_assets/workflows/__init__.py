@@ -1,0 +1,1 @@
+"""Workflows and per-customer reports declared in YAML (docs/workflows.md)."""

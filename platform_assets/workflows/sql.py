@@ -1,0 +1,93 @@
+"""Declared SQL with named parameters: `:name` binds a value, `{schema:name}` names a warehouse schema.
+
+Values are always bound as parameters (`?` placeholders of the warehouse session), never written into the
+SQL text, so a variable can hold any string. Schema placeholders are identifiers resolved from the
+platform environment (the ci prefix), checked against the identifier rules when the declaration loads.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from platform_assets import environment
+from platform_assets.integrations.salesforce.sync_state import _SingleConnection
+from platform_assets.warehouse import WarehouseSession, quote_identifier
+
+# String literals and quoted identifiers are skipped; `::` is a cast, not a parameter.
+_TOKENS = re.compile(
+    r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|::|:(?P<name>[A-Za-z_][A-Za-z0-9_]*)|\{schema:(?P<schema>[^{}]*)\}"
+)
+
+
+class SqlTemplateError(ValueError):
+    """A declared SQL statement names a parameter or schema it cannot have."""
+
+
+def parameters(sql: str) -> list[str]:
+    """The `:name` parameters of a statement, in order of appearance (repeats included)."""
+    return [m["name"] for m in _TOKENS.finditer(sql) if m["name"]]
+
+
+def check(sql: str, known: set[str] | frozenset[str], where: str) -> None:
+    """Fail naming `where` when the statement binds an unknown parameter or an invalid schema."""
+    unknown = sorted(set(parameters(sql)) - set(known))
+    if unknown:
+        raise SqlTemplateError(
+            f"{where}: unknown parameter(s) {', '.join(':' + n for n in unknown)}; "
+            f"known: {', '.join(':' + n for n in sorted(known)) or 'none'}"
+        )
+    for match in _TOKENS.finditer(sql):
+        if match["schema"] is not None:
+            try:
+                quote_identifier(match["schema"])
+            except ValueError as error:
+                raise SqlTemplateError(f"{where}: {{schema:{match['schema']}}}: {error}") from None
+
+
+def bind(sql: str, values: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    """(`?`-placeholder SQL, parameters) for a warehouse session; schemas get the environment's prefix."""
+    params: list[Any] = []
+    env = environment.current()
+
+    def replace(match: re.Match[str]) -> str:
+        if match["name"]:
+            params.append(values[match["name"]])
+            return "?"
+        if match["schema"] is not None:
+            name = env.schema(match["schema"])
+            quote_identifier(name)  # checked, but left unquoted: Snowflake folds unquoted names to upper case
+            return name
+        return match.group(0)
+
+    return _TOKENS.sub(replace, sql), params
+
+
+def fetch_rows(session: WarehouseSession, sql: str, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Rows of a query as {column name (lower case): value}, in the query's column order."""
+    text, params = bind(sql, values)
+    cursor = session.raw.cursor()  # type: ignore[attr-defined]  # the column names need the cursor
+    cursor.execute(text, params)
+    columns = [str(column[0]).lower() for column in cursor.description]
+    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+
+def execute(session: WarehouseSession, sql: str, values: Mapping[str, Any]) -> None:
+    text, params = bind(sql, values)
+    session.execute(text, params)
+
+
+@contextmanager
+def transaction(session: WarehouseSession) -> Iterator[WarehouseSession]:
+    """BEGIN ... COMMIT (ROLLBACK on error). On DuckDB every statement must then use the connection itself
+    (a cursor is a separate connection): the sync state's single-connection session does that."""
+    tx = _SingleConnection(session) if session.dialect == "duckdb" else session
+    tx.execute("BEGIN TRANSACTION")
+    try:
+        yield tx
+    except BaseException:
+        tx.execute("ROLLBACK")
+        raise
+    tx.execute("COMMIT")
