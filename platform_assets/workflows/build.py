@@ -159,8 +159,9 @@ def run_step(
 ) -> None:
     if step.sql is not None:
         warehouse: Warehouse = context.resources.warehouse
-        with warehouse.session() as session:
-            declared_sql.execute(session, step.sql, variables)
+        with warehouse.session() as session, declared_sql.transaction(session) as tx:
+            for statement in step.statements:
+                declared_sql.execute(tx, statement, variables)
     elif step.http is not None:
         call = step.http
         url = call.url.format_map({name: quote(str(value), safe="") for name, value in variables.items()})
@@ -264,7 +265,9 @@ def trigger_rows(
     trigger = workflow.document.trigger
     assert trigger is not None
     declared = workflow.document.variables
-    with warehouse.session(read_only=True) as session:
+    with warehouse.session(read_only=not trigger.prepare) as session:
+        for statement in trigger.prepare:
+            declared_sql.execute(session, statement, {})
         rows = declared_sql.fetch_rows(session, trigger.sql, {**workflow.defaults(), **overrides})
     if not trigger.each_row:
         rows = rows[:1]

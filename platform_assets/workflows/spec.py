@@ -55,6 +55,11 @@ class Variable(_Strict):
 
 class Trigger(_Strict):
     sql: str = Field(description="Query against the warehouse; `:name` binds a variable's default.")
+    prepare: list[str] = Field(
+        default_factory=list,
+        description="Idempotent statements run before the query (e.g. `create table if not exists` of the "
+        "tables the workflow keeps its state in, which the query reads).",
+    )
     each_row: bool = Field(default=False, description="One run per row; else one run, of the first row.")
     into: str | None = Field(
         default=None,
@@ -89,7 +94,9 @@ class AlertCall(_Strict):
 class Step(_Strict):
     name: str
     description: str | None = None
-    sql: str | None = None
+    sql: str | list[str] | None = Field(
+        default=None, description="A statement, or a list run in one transaction; `:name` binds a variable."
+    )
     http: HttpCall | None = None
     alert: AlertCall | None = None
     after: list[str] | None = Field(default=None, description="Predecessors; default: the previous step.")
@@ -104,6 +111,10 @@ class Step(_Strict):
                 f"a step has exactly one of sql, http, alert (found: {', '.join(actions) or 'none'})"
             )
         return self
+
+    @property
+    def statements(self) -> list[str]:
+        return [self.sql] if isinstance(self.sql, str) else list(self.sql or [])
 
     @property
     def kind(self) -> str:
@@ -232,6 +243,8 @@ def check(workflow: Workflow) -> None:
     trigger = document.trigger
     if trigger:
         _check_sql(trigger.sql, variables, f"{path}: key 'trigger.sql'")
+        for index, statement in enumerate(trigger.prepare):
+            _check_sql(statement, frozenset(), f"{path}: key 'trigger.prepare[{index}]'")
         if not trigger.each_row and trigger.into is not None and trigger.into not in variables:
             fail("trigger.into", f"{trigger.into!r} is not a declared variable")
     for index, schedule in enumerate(document.schedules):
@@ -248,8 +261,10 @@ def _check_sql(sql: str, variables: frozenset[str], where: str) -> None:
 
 
 def _check_texts(step: Step, variables: frozenset[str], located: str, where: str, fail: Any) -> None:
-    if step.sql is not None:
-        _check_sql(step.sql, variables, f"{located}.sql")
+    for index, statement in enumerate(step.statements):
+        _check_sql(
+            statement, variables, f"{located}.sql" + (f"[{index}]" if isinstance(step.sql, list) else "")
+        )
     texts = {"http.url": step.http.url} if step.http else {}
     if step.alert:
         texts["alert.title"] = step.alert.title
