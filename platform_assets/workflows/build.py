@@ -71,15 +71,26 @@ def should_run(step: Step, statuses: list[str]) -> bool:
     return all(matches) if step.require == "all" else any(matches)
 
 
+def op_name(workflow: Workflow, node: str) -> str:
+    """Op definition names are unique per code location; the job names its nodes by step (aliases)."""
+    return f"{workflow.name}__{node}"
+
+
 def workflow_job(workflow: Workflow) -> dg.JobDefinition:
     steps = workflow.steps
-    dependencies: dict[str, dict[str, dg.DependencyDefinition]] = {}
+
+    def node(name: str) -> dg.NodeInvocation:
+        return dg.NodeInvocation(op_name(workflow, name), alias=name)
+
+    dependencies: dict[dg.NodeInvocation, dict[str, dg.DependencyDefinition]] = {node(VARIABLES_OP): {}}
     for index, step in enumerate(steps):
-        dependencies[step.name] = {
+        dependencies[node(step.name)] = {
             VARIABLES_OP: dg.DependencyDefinition(VARIABLES_OP),
             **{f"after_{name}": dg.DependencyDefinition(name) for name in workflow.predecessors(index)},
         }
-    dependencies[OUTCOME_OP] = {f"step_{step.name}": dg.DependencyDefinition(step.name) for step in steps}
+    dependencies[node(OUTCOME_OP)] = {
+        f"step_{step.name}": dg.DependencyDefinition(step.name) for step in steps
+    }
     graph = dg.GraphDefinition(
         name=job_name(workflow),
         node_defs=[
@@ -105,7 +116,7 @@ def variables_op(workflow: Workflow) -> dg.OpDefinition:
         for name, variable in workflow.document.variables.items()
     }
 
-    @dg.op(name=VARIABLES_OP, config_schema=schema, out=dg.Out(dict))
+    @dg.op(name=op_name(workflow, VARIABLES_OP), config_schema=schema, out=dg.Out(dict))
     def _variables(context: dg.OpExecutionContext) -> dict:
         values = dict(context.op_config)
         context.log.info(
@@ -122,7 +133,7 @@ def step_op(workflow: Workflow, index: int) -> dg.OpDefinition:
     resources = {"sql": {"warehouse"}, "alert": {"alerts"}}.get(step.kind, set())
 
     @dg.op(
-        name=step.name,
+        name=op_name(workflow, step.name),
         description=step.description
         or f"{step.kind} step; runs on {step.when} of {step.require} of "
         f"{', '.join(predecessors) or 'nothing (first step)'}",
@@ -212,7 +223,9 @@ def _substitute(body: Any, variables: Mapping[str, Any]) -> Any:
 
 
 def outcome_op(workflow: Workflow) -> dg.OpDefinition:
-    @dg.op(name=OUTCOME_OP, ins={f"step_{step.name}": dg.In(dict) for step in workflow.steps})
+    @dg.op(
+        name=op_name(workflow, OUTCOME_OP), ins={f"step_{step.name}": dg.In(dict) for step in workflow.steps}
+    )
     def _outcome(context: dg.OpExecutionContext, **steps: dict) -> dg.Output:
         failed = [value for value in steps.values() if value["status"] == FAILED]
         statuses = {value["step"]: value["status"] for value in steps.values()}

@@ -27,6 +27,7 @@ from platform_assets.workflows import sql as declared_sql
 DOCS_HINT = "See docs/workflows.md, 'Declaring a workflow'."
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _URL_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+RESERVED_STEP_NAMES = ("variables", "outcome")  # the job's own nodes
 TYPES: dict[str, type] = {"string": str, "integer": int, "number": float, "boolean": bool}
 
 
@@ -228,8 +229,8 @@ def check(workflow: Workflow) -> None:
     seen: list[str] = []
     for index, step in enumerate(document.steps):
         where = f"steps[{index}]"
-        if not _NAME.match(step.name) or step.name in seen:
-            fail(f"{where}.name", f"{step.name!r} is not a name or is not unique")
+        if not _NAME.match(step.name) or step.name in [*seen, *RESERVED_STEP_NAMES]:
+            fail(f"{where}.name", f"{step.name!r} is not a name, is not unique or is reserved")
         for predecessor in workflow.predecessors(index):
             if predecessor not in seen:
                 fail(

@@ -42,9 +42,11 @@ def defs(campaigns: DuckDBWarehouse, receiver: Receiver, monkeypatch: pytest.Mon
     monkeypatch.setenv("WORKFLOW_TEST_WEBHOOK", f"{receiver.url}/hook")
     alerts = AlertsResource(channels=[{"type": "slack_webhook", "url_env": "WORKFLOW_TEST_WEBHOOK"}])
     workflows = [build.build_workflow_defs(workflow) for workflow in load_workflows(DECLARED)]
-    return dg.Definitions.merge(
+    defs = dg.Definitions.merge(
         *workflows, dg.Definitions(resources={"warehouse": campaigns, "alerts": alerts})
     )
+    dg.Definitions.validate_loadable(defs)  # as a code location loads them: op names unique across workflows
+    return defs
 
 
 def _tick(defs: dg.Definitions, instance: dg.DagsterInstance, workflow: str) -> list[dg.RunRequest]:
