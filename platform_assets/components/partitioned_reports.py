@@ -182,7 +182,12 @@ def partition_sensor(
         + (", runs each new key's reports." if settings.run_new_partitions else "."),
     )
     def _sensor(context: dg.SensorEvaluationContext, warehouse: dg.ResourceParam[Warehouse]):
-        wanted = partition_keys(warehouse, settings.query)
+        try:
+            wanted = partition_keys(warehouse, settings.query)
+        except Exception as error:
+            if not declared_sql.missing_relation(error):
+                raise
+            return dg.SkipReason(f"the `{name}` query reads a relation that is not built yet: {error}")
         current = set(context.instance.get_dynamic_partitions(name))
         added = [key for key in wanted if key not in current]
         removed = sorted(current - set(wanted))

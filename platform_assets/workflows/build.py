@@ -346,7 +346,12 @@ def trigger_sensor(workflow: Workflow, job: dg.JobDefinition, running: bool) -> 
         + "; a row whose run succeeded is not run again, a failed one is retried.",
     )
     def _trigger(context: dg.SensorEvaluationContext, warehouse: dg.ResourceParam[Warehouse]):
-        requests_ = trigger_requests(workflow, context.instance, warehouse)
+        try:
+            requests_ = trigger_requests(workflow, context.instance, warehouse)
+        except Exception as error:
+            if not declared_sql.missing_relation(error):
+                raise
+            return dg.SkipReason(f"the trigger query reads a relation that is not built yet: {error}")
         return requests_ or dg.SkipReason("no trigger row needs a run")
 
     return _trigger

@@ -91,3 +91,10 @@ def transaction(session: WarehouseSession) -> Iterator[WarehouseSession]:
         tx.execute("ROLLBACK")
         raise
     tx.execute("COMMIT")
+
+
+def missing_relation(error: Exception) -> bool:
+    """Whether a query failed because a table or schema it reads does not exist yet (before the first
+    build): a sensor then skips with the error instead of failing every tick."""
+    text = str(error).lower()
+    return "does not exist" in text and any(word in text for word in ("table", "schema", "object", "catalog"))

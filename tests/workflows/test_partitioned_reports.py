@@ -141,3 +141,12 @@ def test_declaration_mistakes_fail_load_naming_the_file_and_key() -> None:
     bad_param = {"r": REPORTS["tenant_revenue"].model_copy(update={"sql": "select :tenant"})}
     with pytest.raises(ValueError, match=r"reports.r.sql: unknown parameter\(s\) :tenant"):
         build_reports_defs(SETS, bad_param, "reports/defs.yaml")
+
+
+def test_the_sensor_skips_until_its_query_tables_are_built(
+    warehouse: DuckDBWarehouse, instance: dg.DagsterInstance
+) -> None:
+    defs = _defs(warehouse)
+    skipped = _tick(defs, instance, None)
+    assert "not built yet" in str(skipped.skip_reason) and "shop.tenants" in str(skipped.skip_reason)
+    assert instance.get_dynamic_partitions("tenants") == []

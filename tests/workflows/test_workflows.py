@@ -229,3 +229,16 @@ def test_mistakes_fail_at_load_naming_the_file_and_key(tmp_path: Path, document:
     with pytest.raises(WorkflowConfigError, match=message) as error:
         load_workflow(path)
     assert str(path) in str(error.value)
+
+
+def test_the_trigger_skips_until_its_tables_are_built_and_fails_on_other_errors(
+    defs: dg.Definitions, instance: dg.DagsterInstance, fulfil: DuckDBWarehouse
+) -> None:
+    sql(fulfil, "alter table fulfil.orders rename to orders_gone")
+    context = dg.build_sensor_context(instance=instance, definitions=defs, resources={"warehouse": fulfil})
+    sensor = defs.resolve_sensor_def("workflow_fulfil_trigger")
+    skipped = sensor(context)
+    assert isinstance(skipped, dg.SkipReason) and "not built yet" in str(skipped.skip_message)
+    sql(fulfil, "create view fulfil.orders as select cast('x' as integer) as order_id")
+    with pytest.raises(Exception, match="Conversion Error"):
+        sensor(context)
