@@ -12,15 +12,18 @@ launched again, a row whose runs all failed is retried on the next tick as a new
 """
 
 import json
+import os
+import time
 import traceback
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import dagster as dg
 import requests
+from dagster_graphql import DagsterGraphQLClient
 
-from platform_assets.automation.alerts import Alert, AlertsResource
+from platform_assets.automation.alerts import DEFAULT_DAGSTER_URL, Alert, AlertsResource
 from platform_assets.warehouse import Warehouse
 from platform_assets.workflows import sql as declared_sql
 from platform_assets.workflows.spec import Step, Workflow
@@ -32,10 +35,14 @@ TAG_KEY = "workflow/key"
 TAG_ATTEMPT = "workflow/attempt"
 VARIABLE_TAG_PREFIX = "workflow/var."
 STEP_TAG_PREFIX = "workflow/step."
+PARENT_RUN_TAG = "workflow/parent_run"
+PARENT_STEP_TAG = "workflow/parent_step"
+DAGSTER_URL_ENV = "PLATFORM_DAGSTER_URL"
 VARIABLES_OP = "variables"
 OUTCOME_OP = "outcome"
 
 SUCCEEDED, FAILED, SKIPPED = "succeeded", "failed", "skipped"
+_TERMINAL = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
 _MATCHES = {"success": {SUCCEEDED}, "failure": {FAILED}, "completion": {SUCCEEDED, FAILED}}
 
 
@@ -140,6 +147,7 @@ def step_op(workflow: Workflow, index: int) -> dg.OpDefinition:
         ins={VARIABLES_OP: dg.In(dict), **{f"after_{name}": dg.In(dict) for name in predecessors}},
         out=dg.Out(dict),
         required_resource_keys=resources,
+        pool="warehouse" if step.kind == "sql" else None,  # like every local warehouse writer
     )
     def _step(context: dg.OpExecutionContext, **inputs: Any) -> dict:
         variables = inputs.pop(VARIABLES_OP)
@@ -188,6 +196,8 @@ def run_step(
         )
         context.log.info(f"{call.method} {call.url} -> HTTP {response.status_code}")
         response.raise_for_status()
+    elif step.assets is not None:
+        run_assets(context, step)
     elif step.alert is not None:
         alerts: AlertsResource = context.resources.alerts
         errors = [f"{name}: {value['error']}" for name, value in before.items() if value.get("error")]
@@ -201,6 +211,45 @@ def run_step(
             ),
             context.log,
         )
+
+
+def dagster_client() -> DagsterGraphQLClient:
+    """The Dagster API of the webserver at PLATFORM_DAGSTER_URL (default http://127.0.0.1:3000)."""
+    url = urlsplit(os.environ.get(DAGSTER_URL_ENV) or DEFAULT_DAGSTER_URL)
+    return DagsterGraphQLClient(
+        url.hostname or "127.0.0.1",
+        port_number=url.port,
+        use_https=url.scheme == "https",
+        path_prefix=url.path.rstrip("/"),
+    )
+
+
+def run_assets(context: dg.OpExecutionContext, step: Step) -> None:
+    """Launch a run of the step's assets through Dagster's API (queued, pools and run launcher as any run)
+    and wait for its end: the step fails when that run does not succeed."""
+    call = step.assets
+    assert call is not None
+    client = dagster_client()
+    run_id = client.submit_job_execution(
+        call.job,
+        repository_location_name=call.location,
+        asset_selection=[dg.AssetKey.from_user_string(key) for key in call.select],
+        tags={
+            PARENT_RUN_TAG: context.run_id,
+            TAG_NAME: context.run.tags.get(TAG_NAME, ""),
+            PARENT_STEP_TAG: step.name,
+        },
+    )
+    context.log.info(f"step {step.name}: run {run_id} materializes {', '.join(call.select)}")
+    deadline = time.monotonic() + call.timeout_seconds
+    while (status := client.get_run_status(run_id)) not in _TERMINAL:
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"run {run_id} of {', '.join(call.select)} still {status.value} at the timeout"
+            )
+        time.sleep(call.poll_seconds)
+    if status != dg.DagsterRunStatus.SUCCESS:
+        raise RuntimeError(f"run {run_id} of {', '.join(call.select)} ended {status.value}")
 
 
 class _Texts(dict):

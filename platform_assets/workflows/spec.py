@@ -27,6 +27,7 @@ from platform_assets.workflows import sql as declared_sql
 DOCS_HINT = "See docs/workflows.md, 'Declaring a workflow'."
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _URL_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+STEP_KINDS = ("sql", "http", "alert", "assets")
 RESERVED_STEP_NAMES = ("variables", "outcome")  # the job's own nodes
 TYPES: dict[str, type] = {"string": str, "integer": int, "number": float, "boolean": bool}
 
@@ -92,6 +93,14 @@ class AlertCall(_Strict):
     severity: Literal["error", "warning", "info"] = "error"
 
 
+class AssetRun(_Strict):
+    select: list[str] = Field(min_length=1, description="Asset keys `a/b` to materialize in one run.")
+    job: str = Field(default="__ASSET_JOB", description="The asset job that runs them (default: any asset).")
+    location: str | None = Field(default=None, description="Code location; needed where there are several.")
+    timeout_seconds: float = 3600.0
+    poll_seconds: float = 2.0
+
+
 class Step(_Strict):
     name: str
     description: str | None = None
@@ -100,16 +109,17 @@ class Step(_Strict):
     )
     http: HttpCall | None = None
     alert: AlertCall | None = None
+    assets: AssetRun | None = None
     after: list[str] | None = Field(default=None, description="Predecessors; default: the previous step.")
     when: Literal["success", "failure", "completion"] = "success"
     require: Literal["all", "any"] = "all"
 
     @model_validator(mode="after")
     def _one_action(self) -> Step:
-        actions = [name for name in ("sql", "http", "alert") if getattr(self, name) is not None]
+        actions = [name for name in STEP_KINDS if getattr(self, name) is not None]
         if len(actions) != 1:
             raise ValueError(
-                f"a step has exactly one of sql, http, alert (found: {', '.join(actions) or 'none'})"
+                f"a step has exactly one of {', '.join(STEP_KINDS)} (found: {', '.join(actions) or 'none'})"
             )
         return self
 
@@ -119,7 +129,7 @@ class Step(_Strict):
 
     @property
     def kind(self) -> str:
-        return next(name for name in ("sql", "http", "alert") if getattr(self, name) is not None)
+        return next(name for name in STEP_KINDS if getattr(self, name) is not None)
 
 
 class WorkflowDocument(_Strict):

@@ -22,6 +22,7 @@ import yaml
 
 from platform_assets.environment import PROJECT_ROOT
 from platform_assets.warehouse import DuckDBWarehouse
+from platform_assets.workflows import build
 
 from .conftest import Receiver, sql
 from .test_workflows import WORKFLOW
@@ -37,6 +38,12 @@ run_coordinator:
   config: {dequeue_interval_seconds: 1}
 sensors: {use_threads: true, num_workers: 4}
 telemetry: {enabled: false}
+"""
+REFRESH = """\
+description: Materializes an asset, then records that it did.
+steps:
+  - {name: refresh, assets: {select: [e2e/marker], location: workflows_e2e, poll_seconds: 1}}
+  - {name: record, sql: "insert into fulfil.log values ('-', 'refreshed', 'assets step')"}
 """
 REPORTS = {
     "partition_sets": {
@@ -96,6 +103,7 @@ def declarations(tmp_path: Path, receiver: Receiver, warehouse: DuckDBWarehouse)
         "  each_row: true\n", "  each_row: true\n  interval_seconds: 3\n"
     )
     (folder / "declared" / "fulfil.yaml").write_text(workflow)
+    (folder / "declared" / "refresh.yaml").write_text(REFRESH)
     sql(
         warehouse,
         "create schema shop",
@@ -116,7 +124,7 @@ def declarations(tmp_path: Path, receiver: Receiver, warehouse: DuckDBWarehouse)
 
 @pytest.fixture
 def running(
-    tmp_path: Path, declarations: Path, receiver: Receiver, local_platform
+    tmp_path: Path, declarations: Path, receiver: Receiver, local_platform, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[dg.DagsterInstance, list[Path]]]:
     home = tmp_path / "daemon_home"
     home.mkdir()
@@ -135,7 +143,10 @@ def running(
         "WORKFLOWS_E2E_DIR": str(declarations),
         "WORKFLOW_TEST_WEBHOOK": f"{receiver.url}/hook",
     }
-    logs = [tmp_path / "code_server.log", tmp_path / "daemon.log"]
+    ui_port = _free_port()
+    env["PLATFORM_DAGSTER_URL"] = f"http://127.0.0.1:{ui_port}"
+    monkeypatch.setenv("PLATFORM_DAGSTER_URL", env["PLATFORM_DAGSTER_URL"])  # this process's client too
+    logs = [tmp_path / "code_server.log", tmp_path / "daemon.log", tmp_path / "webserver.log"]
     code_server = subprocess.Popen(
         [
             str(BIN / "dagster"),
@@ -156,7 +167,7 @@ def running(
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    daemon = None
+    daemon = webserver = None
     try:
         _wait_for("the code server", lambda: _port_open(port) or code_server.poll() is not None, logs, 120)
         assert code_server.poll() is None, logs[0].read_text()
@@ -168,10 +179,19 @@ def running(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        webserver = subprocess.Popen(
+            [str(BIN / "dagster-webserver"), "-w", str(workspace), "-h", "127.0.0.1", "-p", str(ui_port)],
+            cwd=tmp_path,
+            env=env,
+            stdout=logs[2].open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        _wait_for("the webserver", lambda: _port_open(ui_port) or webserver.poll() is not None, logs, 120)
         with dg.DagsterInstance.from_config(str(home)) as instance:
             yield instance, logs
     finally:
-        for process in (daemon, code_server):
+        for process in (webserver, daemon, code_server):
             if process is not None:
                 _stop(process)
 
@@ -239,3 +259,17 @@ def test_the_daemon_keeps_partitions_in_step_and_runs_workflows_with_retries(
         "o1",
     ]
     assert sql(warehouse, "select order_id, status from fulfil.outcomes order by rowid")[0] == ("o1", "done")
+
+
+def test_an_assets_step_materializes_through_a_run_of_its_own(
+    running: tuple[dg.DagsterInstance, list[Path]], warehouse: DuckDBWarehouse
+) -> None:
+    instance, logs = running
+    client = build.dagster_client()
+    run_id = client.submit_job_execution("workflow_refresh", repository_location_name="workflows_e2e")
+    _wait_for("the workflow run", lambda: instance.get_run_by_id(run_id).is_finished, logs)
+    assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.SUCCESS
+    (child,) = _runs(instance, **{build.PARENT_RUN_TAG: run_id})
+    assert child.status == dg.DagsterRunStatus.SUCCESS and child.tags[build.PARENT_STEP_TAG] == "refresh"
+    assert len(instance.fetch_materializations(dg.AssetKey(["e2e", "marker"]), limit=10).records) == 1
+    assert sql(warehouse, "select step from fulfil.log where order_id = '-'") == [("refreshed",)]

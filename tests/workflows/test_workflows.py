@@ -201,7 +201,10 @@ def test_the_first_column_of_the_first_row_is_the_default_variable(
     ("document", "message"),
     [
         ("steps: []", "key 'steps': a workflow has at least one step"),
-        ("steps: [{name: a}]", "key 'steps.0': Value error, a step has exactly one of sql, http, alert"),
+        (
+            "steps: [{name: a}]",
+            "key 'steps.0': Value error, a step has exactly one of sql, http, alert, assets",
+        ),
         ("steps: [{name: a, sql: 'select :nope'}]", r"key 'steps\[0\].sql': unknown parameter\(s\) :nope"),
         (
             "steps: [{name: a, sql: 'select 1'}, {name: b, after: [c], sql: 'select 1'}]",
