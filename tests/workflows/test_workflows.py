@@ -7,6 +7,7 @@ failed, alert) while the other order is marked done; the completion step records
 
 from __future__ import annotations
 
+import socket
 import textwrap
 from pathlib import Path
 
@@ -245,3 +246,31 @@ def test_the_trigger_skips_until_its_tables_are_built_and_fails_on_other_errors(
     sql(fulfil, "create view fulfil.orders as select cast('x' as integer) as order_id")
     with pytest.raises(Exception, match="Conversion Error"):
         sensor(context)
+
+
+def test_an_assets_step_fails_its_run_when_dagster_cannot_be_reached(
+    tmp_path: Path, fulfil: DuckDBWarehouse, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        monkeypatch.setenv(build.DAGSTER_URL_ENV, f"http://127.0.0.1:{sock.getsockname()[1]}")
+    path = tmp_path / "refresh.yaml"
+    path.write_text(
+        textwrap.dedent("""\
+        steps:
+          - {name: refresh, assets: {select: [shop/orders]}}
+          - name: on_failure
+            after: [refresh]
+            when: failure
+            sql: insert into fulfil.log values ('-', 'f', '')
+        """)
+    )
+    defs = dg.Definitions.merge(
+        build.build_workflow_defs(load_workflow(path)), dg.Definitions(resources={"warehouse": fulfil})
+    )
+    result = defs.resolve_job_def("workflow_refresh").execute_in_process(
+        instance=instance, raise_on_error=False
+    )
+    assert not result.success
+    assert sql(fulfil, "select step from fulfil.log") == [("f",)]
+    assert instance.get_run_by_id(result.run_id).tags[f"{build.STEP_TAG_PREFIX}refresh"] == "failed"
