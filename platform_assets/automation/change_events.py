@@ -200,4 +200,9 @@ def _result(
                 },
             )
         )
-    return dg.SensorResult(run_requests=requests, asset_events=observations, cursor=cursor)
+    skip = (
+        None
+        if requests
+        else f"{len(events)} change events, none to extract ({own} the platform's own writes)"
+    )
+    return dg.SensorResult(run_requests=requests, asset_events=observations, cursor=cursor, skip_reason=skip)
