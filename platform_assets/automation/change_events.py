@@ -112,6 +112,8 @@ def build_change_event_sensor(
         except TemplateError as unset:
             return dg.SkipReason(f"no Pub/Sub API to subscribe to: {unset}")
         keys = stream_keys(context.repository_def, source)
+        if not keys:
+            return dg.SkipReason(f"no {RAW}/{source}/<stream> assets are loaded")
         cursor = json.loads(context.cursor) if context.cursor else {}
         stored = bytes.fromhex(cursor["replay_id"]) if cursor.get("replay_id") else None
         session = Session(*context.resources.salesforce.get_client().session())
