@@ -165,50 +165,47 @@ def build_automation_defs(
         )
         for layer in LAYERS
     ]
-    event = (
-        [
-            event_sensors.build_file_drop_sensor(
-                drop.source,
-                drop.folder,
-                minimum_interval_seconds=drop.interval_seconds,
-                settle_seconds=drop.settle_seconds,
-                suffixes=tuple(drop.suffixes),
-                default_status=sensor_status,
-                where=f"{where}: sensors.file_drops[{index}].folder",
-            )
-            for index, drop in enumerate(sensors.file_drops)
-        ]
-        + [
-            event_sensors.build_watermark_sensor(
-                mark.source,
-                mark.database_url,
-                schema=mark.schema_name,
-                tables=mark.tables,
-                column=mark.column,
-                minimum_interval_seconds=mark.interval_seconds,
-                default_status=sensor_status,
-                where=f"{where}: sensors.watermarks[{index}].database_url",
-            )
-            for index, mark in enumerate(sensors.watermarks)
-        ]
-        + [
-            change_events.build_change_event_sensor(
-                cdc.source,
-                cdc.pubsub_url,
-                channel=cdc.channel,
-                objects=cdc.objects,
-                platform_client=cdc.platform_client,
-                platform_writes=cdc.platform_writes,
-                minimum_interval_seconds=cdc.interval_seconds,
-                batch_size=cdc.batch_size,
-                max_events=cdc.max_events,
-                wait_seconds=cdc.wait_seconds,
-                default_status=sensor_status,
-                where=f"{where}: sensors.change_events[{index}].pubsub_url",
-            )
-            for index, cdc in enumerate(sensors.change_events)
-        ]
-    )
+    event = [
+        event_sensors.build_file_drop_sensor(
+            drop.source,
+            drop.folder,
+            minimum_interval_seconds=drop.interval_seconds,
+            settle_seconds=drop.settle_seconds,
+            suffixes=tuple(drop.suffixes),
+            default_status=sensor_status,
+            where=f"{where}: sensors.file_drops[{index}].folder",
+        )
+        for index, drop in enumerate(sensors.file_drops)
+    ] + [
+        event_sensors.build_watermark_sensor(
+            mark.source,
+            mark.database_url,
+            schema=mark.schema_name,
+            tables=mark.tables,
+            column=mark.column,
+            minimum_interval_seconds=mark.interval_seconds,
+            default_status=sensor_status,
+            where=f"{where}: sensors.watermarks[{index}].database_url",
+        )
+        for index, mark in enumerate(sensors.watermarks)
+    ]
+    cdc = [
+        change_events.build_change_event_sensor(
+            entry.source,
+            entry.pubsub_url,
+            channel=entry.channel,
+            objects=entry.objects,
+            platform_client=entry.platform_client,
+            platform_writes=entry.platform_writes,
+            minimum_interval_seconds=entry.interval_seconds,
+            batch_size=entry.batch_size,
+            max_events=entry.max_events,
+            wait_seconds=entry.wait_seconds,
+            default_status=sensor_status,
+            where=f"{where}: sensors.change_events[{index}].pubsub_url",
+        )
+        for index, entry in enumerate(sensors.change_events)
+    ]
     extra_jobs = [meltano_state.meltano_state_job] if with_meltano_state_job else []
     paths = [
         path_sensors.build_run_failure_sensor(
@@ -229,7 +226,7 @@ def build_automation_defs(
         assets=[jobs.cycle_status_asset()],
         jobs=[cycle_job, jobs.cycle_failure_recovery, *extra_jobs],
         schedules=[jobs.cycle_schedule(cycle_job, policy.cycle.cron, policy.cycle.timezone, schedule_status)],
-        sensors=[*automation, *event, *paths],
+        sensors=[*automation, *event, *cdc, *paths],
         resources={"alerts": alerts_resource(alerts, where)},
         metadata={POLICY_METADATA_KEY: dg.MetadataValue.json(policy.model_dump(mode="json"))},
     )
