@@ -4,7 +4,8 @@ model with no manual launch (change events -> salesforce_change_events sensor ->
 It runs the latency benchmark's procedure once (benchmarks/bench_salesforce_change_latency.py: the real
 platform definitions, sandboxes, code server and dagster-daemon after one warm-up cycle), on its own local
 directory and free ports; the benchmark fails unless the staging model materializes after the edit and the
-warehouse then holds the edited value. Slow (a full warm-up cycle): marked integration.
+warehouse then holds the edited value. Slow (a full warm-up cycle, about 5 min on a quiet machine): marked
+integration.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ BENCHMARKS = environment.PROJECT_ROOT / "benchmarks"
 
 
 @pytest.mark.integration
+@pytest.mark.timeout(2400)  # a warm-up cycle, an idle platform, then the edit: 15+ min on a loaded 2-core VM
 def test_a_salesforce_edit_reaches_the_staging_model_without_a_manual_launch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
