@@ -323,7 +323,7 @@ def port_holder(port: int) -> str:
     return "a process this user cannot see"
 
 
-def require_free_port(port: int, name: str) -> None:
+def require_free_port(port: int, name: str, variable: str = "") -> None:
     """Refuse to start a sandbox on a port something already answers on: our health check would be answered
     by it, and this run would silently talk to another run's sandbox (and fail when that run stops)."""
     with socket.socket() as probe:
@@ -332,7 +332,7 @@ def require_free_port(port: int, name: str) -> None:
             return
     sys.exit(
         f"[tasks] refused: port {port} for the {name} sandbox is already in use by {port_holder(port)}. "
-        f"Stop it, or set {name.upper()}_SANDBOX_PORT to a free port."
+        f"Stop it, or set {variable or name.upper() + '_SANDBOX_PORT'} to a free port."
     )
 
 
@@ -344,6 +344,7 @@ def sandboxes(env: dict[str, str]) -> Iterator[None]:
     sandbox_dir.mkdir(parents=True, exist_ok=True)
     sf_port = env.get("SALESFORCE_SANDBOX_PORT", "8791")
     ht_port = env.get("HIGHTOUCH_SANDBOX_PORT", "8792")
+    pubsub_port = env.get("SALESFORCE_SANDBOX_PUBSUB_PORT", "8793")  # its Pub/Sub API (change events)
     commands = {
         f"http://127.0.0.1:{sf_port}/__sandbox/health": [
             PYTHON,
@@ -351,6 +352,8 @@ def sandboxes(env: dict[str, str]) -> Iterator[None]:
             "local_stack.sandbox.salesforce",
             "--port",
             sf_port,
+            "--pubsub-port",
+            pubsub_port,
             "--db",
             sandbox_dir / "salesforce.sqlite",
             "--seed-scale",
@@ -372,6 +375,7 @@ def sandboxes(env: dict[str, str]) -> Iterator[None]:
     }
     require_free_port(int(sf_port), "Salesforce")
     require_free_port(int(ht_port), "Hightouch")
+    require_free_port(int(pubsub_port), "Salesforce Pub/Sub", "SALESFORCE_SANDBOX_PUBSUB_PORT")
     with stopping_on_exit():  # the sandboxes, and whatever the block started that still runs
         for health, command in commands.items():
             with open(sandbox_dir / f"{command[2].rsplit('.', 1)[-1]}.log", "ab") as log_file:

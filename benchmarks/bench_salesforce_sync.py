@@ -157,6 +157,8 @@ def sandbox_process(workdir: Path) -> Iterator[SandboxProcess]:
             "local_stack.sandbox.salesforce",
             "--port",
             str(port),
+            "--pubsub-port",
+            "0",
             "--db",
             str(db),
             "--tls",

@@ -24,6 +24,8 @@ MELTANO_PROJECT_DIR = PROJECT_ROOT / "meltano"
 # Loopback ports of the local sandboxes (overridable, so tests can run their own).
 DEFAULT_SALESFORCE_SANDBOX_PORT = 8791
 DEFAULT_HIGHTOUCH_SANDBOX_PORT = 8792
+DEFAULT_SALESFORCE_SANDBOX_PUBSUB_PORT = 8793
+SALESFORCE_PUBSUB_URL = "https://api.pubsub.salesforce.com:7443"
 SANDBOX_SALESFORCE_CLIENT_ID = "platform-local-client"
 SANDBOX_SALESFORCE_CLIENT_SECRET = "platform-local-secret"
 SANDBOX_HIGHTOUCH_API_KEY = "platform-local-hightouch-key"
@@ -93,6 +95,14 @@ class PlatformEnvironment:
             port = os.environ.get("SALESFORCE_SANDBOX_PORT", DEFAULT_SALESFORCE_SANDBOX_PORT)
             return os.environ.get("SALESFORCE_LOGIN_URL", f"http://127.0.0.1:{port}")
         return os.environ["SALESFORCE_LOGIN_URL"]
+
+    @property
+    def salesforce_pubsub_url(self) -> str:
+        """The Pub/Sub API (change events): https = TLS, http = plaintext (the local sandbox only)."""
+        if self.is_local:
+            port = os.environ.get("SALESFORCE_SANDBOX_PUBSUB_PORT", DEFAULT_SALESFORCE_SANDBOX_PUBSUB_PORT)
+            return os.environ.get("SALESFORCE_PUBSUB_URL", f"http://127.0.0.1:{port}")
+        return os.environ.get("SALESFORCE_PUBSUB_URL", SALESFORCE_PUBSUB_URL)
 
     @property
     def hightouch_api_base_url(self) -> str:

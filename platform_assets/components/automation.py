@@ -12,14 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from platform_assets import environment
-from platform_assets.automation import event_sensors, jobs, meltano_state, path_sensors
+from platform_assets.automation import change_events, event_sensors, jobs, meltano_state, path_sensors
 from platform_assets.automation.alerts import AlertsResource, parse_channels
 from platform_assets.automation.policy import POLICY_METADATA_KEY
 from platform_assets.automation.settings import LAYER_TAG, LAYERS, PolicySettings
 from platform_assets.components.meltano import declared_sources
+from platform_assets.integrations.salesforce.client import PLATFORM_CLIENT_NAME
 
 
 class FileDropSensorSettings(BaseModel):
@@ -47,6 +48,36 @@ class WatermarkSensorSettings(BaseModel):
     interval_seconds: int = 60
 
 
+class ChangeEventSensorSettings(BaseModel):
+    """A sensor ingesting the streams of a Salesforce source whose objects changed (Pub/Sub API events)."""
+
+    model_config = ConfigDict(extra="forbid")
+    source: str = Field(description="A Salesforce source of defs/ingestion/sources.yaml.")
+    pubsub_url: str = Field(default="{salesforce_pubsub_url}", description="Template of the Pub/Sub API URL.")
+    channel: str = Field(default="/data/ChangeEvents", description="/data/ChangeEvents or a custom channel.")
+    objects: dict[str, str] = Field(
+        default_factory=dict,
+        description="Object -> stream where the stream is not the object's lower-case name.",
+    )
+    platform_client: str = Field(
+        default=PLATFORM_CLIENT_NAME, description="changeOrigin client of the platform's own writes."
+    )
+    platform_writes: change_events.PlatformWrites = Field(
+        default="skip", description="skip: observe the platform's own writes; extract: ingest them too."
+    )
+    interval_seconds: int = 15
+    batch_size: int = Field(default=100, description="num_requested per FetchRequest (1..100).")
+    max_events: int = Field(default=1000, description="Events read per tick at most.")
+    wait_seconds: float = Field(default=2.0, description="A tick stops reading after this long idle.")
+
+    @field_validator("batch_size", "max_events", "wait_seconds")
+    @classmethod
+    def _positive(cls, value: float, info: ValidationInfo) -> float:
+        if value <= 0 or (info.field_name == "batch_size" and value > 100):
+            raise ValueError(f"{info.field_name} must be positive (batch_size at most 100), got {value}")
+        return value
+
+
 class SensorSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     running_by_default_in: list[environment.Mode] = Field(
@@ -56,11 +87,13 @@ class SensorSettings(BaseModel):
     automation_interval_seconds: int = 30
     file_drops: list[FileDropSensorSettings] = Field(default_factory=list)
     watermarks: list[WatermarkSensorSettings] = Field(default_factory=list)
+    change_events: list[ChangeEventSensorSettings] = Field(default_factory=list)
     path_interval_seconds: int = 30
 
     def check_sources(self, declared: Collection[str], sources_file: Path, where: str) -> None:
         """Every event sensor starts a declared source; fails naming the key otherwise."""
-        for kind, entries in (("file_drops", self.file_drops), ("watermarks", self.watermarks)):
+        kinds = (("file_drops", self.file_drops), ("watermarks", self.watermarks))
+        for kind, entries in (*kinds, ("change_events", self.change_events)):
             for index, entry in enumerate(entries):
                 if entry.source not in declared:
                     raise AutomationConfigError(
@@ -156,6 +189,23 @@ def build_automation_defs(
         )
         for index, mark in enumerate(sensors.watermarks)
     ]
+    cdc = [
+        change_events.build_change_event_sensor(
+            entry.source,
+            entry.pubsub_url,
+            channel=entry.channel,
+            objects=entry.objects,
+            platform_client=entry.platform_client,
+            platform_writes=entry.platform_writes,
+            minimum_interval_seconds=entry.interval_seconds,
+            batch_size=entry.batch_size,
+            max_events=entry.max_events,
+            wait_seconds=entry.wait_seconds,
+            default_status=sensor_status,
+            where=f"{where}: sensors.change_events[{index}].pubsub_url",
+        )
+        for index, entry in enumerate(sensors.change_events)
+    ]
     extra_jobs = [meltano_state.meltano_state_job] if with_meltano_state_job else []
     paths = [
         path_sensors.build_run_failure_sensor(
@@ -176,7 +226,7 @@ def build_automation_defs(
         assets=[jobs.cycle_status_asset()],
         jobs=[cycle_job, jobs.cycle_failure_recovery, *extra_jobs],
         schedules=[jobs.cycle_schedule(cycle_job, policy.cycle.cron, policy.cycle.timezone, schedule_status)],
-        sensors=[*automation, *event, *paths],
+        sensors=[*automation, *event, *cdc, *paths],
         resources={"alerts": alerts_resource(alerts, where)},
         metadata={POLICY_METADATA_KEY: dg.MetadataValue.json(policy.model_dump(mode="json"))},
     )

@@ -94,6 +94,7 @@ def ui_env(tmp_path: Path) -> dict[str, str]:
         "PLATFORM_LOCAL_DIR": str(tmp_path / "local"),
         "SALESFORCE_SANDBOX_PORT": str(free_port()),
         "HIGHTOUCH_SANDBOX_PORT": str(free_port()),
+        "SALESFORCE_SANDBOX_PUBSUB_PORT": str(free_port()),
         "DAGSTER_UI_PORT": str(free_port()),
     }
 

@@ -241,6 +241,8 @@ def test_cli_serves_seeded_org_and_admin_endpoints(tmp_path: Path) -> None:
             "local_stack.sandbox.salesforce",
             "--port",
             str(port),
+            "--pubsub-port",
+            "0",
             "--db",
             str(tmp_path / "org.sqlite"),
             "--seed-json",

@@ -41,6 +41,9 @@ MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 NULL_VALUE = "#N/A"
 _API_USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
 _STEADY_POLLS = 5  # polls at the base interval before backing off
+PLATFORM_CLIENT_NAME = "asset-platform"
+"""Sent as `Sforce-Call-Options: client=<name>` on every call: Salesforce records it in the changeOrigin of
+the change events of the platform's own writes (`com/salesforce/api/bulkapi/62.0;client=asset-platform`)."""
 
 
 @dataclass(frozen=True)
@@ -218,6 +221,7 @@ class SalesforceClient:
         poll_interval: float = 0.5,
         poll_timeout: float = 3600.0,
         timeout: float = 60.0,
+        client_name: str = PLATFORM_CLIENT_NAME,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1.")
@@ -228,6 +232,7 @@ class SalesforceClient:
         self.poll_interval = poll_interval
         self.poll_timeout = poll_timeout
         self.timeout = timeout
+        self.client_name = client_name
         self.max_upload_bytes = MAX_UPLOAD_BYTES
         self.api_calls = 0
         self.api_usage: dict[str, int] = {}
@@ -236,6 +241,7 @@ class SalesforceClient:
         self._http = requests.Session()
         self._access_token: str | None = None
         self._instance_url: str | None = None
+        self._org_id: str | None = None
 
     # ---------------------------------------------------------------- HTTP plumbing
 
@@ -325,6 +331,8 @@ class SalesforceClient:
         body = response.json()
         self._access_token = body["access_token"]
         self._instance_url = body["instance_url"].rstrip("/")
+        # The identity URL ends with /id/<org id>/<user id>.
+        self._org_id = str(body.get("id", "")).rstrip("/").split("/")[-2:][0] or None
         log.info("Authenticated to Salesforce instance %s", self._instance_url)
 
     def _jwt_assertion(self) -> str:
@@ -346,7 +354,11 @@ class SalesforceClient:
         if self._access_token is None:
             self._authenticate()
         for replay in (False, True):
-            headers = {**kwargs.pop("headers", {}), "Authorization": f"Bearer {self._access_token}"}
+            headers = {
+                **kwargs.pop("headers", {}),
+                "Authorization": f"Bearer {self._access_token}",
+                "Sforce-Call-Options": f"client={self.client_name}",
+            }
             response = self._send(method, url, headers=headers, **kwargs)
             if response.status_code == 401 and not replay:
                 log.info("Salesforce session expired; re-authenticating once")
@@ -371,6 +383,16 @@ class SalesforceClient:
         if usage:
             used, limit = int(usage[1]), int(usage[2])
             self.api_usage = {"Max": limit, "Remaining": max(0, limit - used)}
+
+    def session(self, refresh: bool = False) -> tuple[str, str, str]:
+        """(access token, instance URL, org id): what the Pub/Sub API takes as accesstoken, instanceurl and
+        tenantid. `refresh` gets a new token (after the Pub/Sub API answered UNAUTHENTICATED)."""
+        if refresh or self._access_token is None:
+            self._authenticate()
+        if not self._org_id:
+            raise SalesforceError("The token response's identity URL (`id`) names no org id.")
+        assert self._access_token is not None and self._instance_url is not None
+        return self._access_token, self._instance_url, self._org_id
 
     # ---------------------------------------------------------------- REST
 

@@ -2,7 +2,11 @@
 
 import dagster as dg
 
-from platform_assets.integrations.salesforce.client import SalesforceClient, SalesforceCredentials
+from platform_assets.integrations.salesforce.client import (
+    PLATFORM_CLIENT_NAME,
+    SalesforceClient,
+    SalesforceCredentials,
+)
 
 
 class SalesforceResource(dg.ConfigurableResource):
@@ -19,6 +23,8 @@ class SalesforceResource(dg.ConfigurableResource):
     backoff_max: float = 30.0
     poll_interval: float = 0.5
     timeout: float = 60.0
+    client_name: str = PLATFORM_CLIENT_NAME
+    """Sforce-Call-Options client: how the change events of the platform's own writes are recognised."""
 
     def get_client(self) -> SalesforceClient:
         credentials = SalesforceCredentials(
@@ -36,4 +42,5 @@ class SalesforceResource(dg.ConfigurableResource):
             backoff_max=self.backoff_max,
             poll_interval=self.poll_interval,
             timeout=self.timeout,
+            client_name=self.client_name,
         )

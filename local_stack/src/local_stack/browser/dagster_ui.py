@@ -161,6 +161,7 @@ def platform_env(local_dir: Path, **extra: str) -> dict[str, str]:
         DAGSTER_HOME=str(local_dir / "dagster_home"),
         SALESFORCE_SANDBOX_PORT=str(free_port()),
         HIGHTOUCH_SANDBOX_PORT=str(free_port()),
+        SALESFORCE_SANDBOX_PUBSUB_PORT=str(free_port()),
         PYTHONUNBUFFERED="1",
         DAGSTER_DISABLE_TELEMETRY="1",
         # The daemon judges freshness every 30 s by default; a UI should show a verdict soon after a run.

@@ -1,10 +1,12 @@
-"""A local Salesforce org on loopback: OAuth, REST, Bulk API 2.0 ingest and query, with fault injection.
+"""A local Salesforce org on loopback: OAuth, REST, Bulk API 2.0 ingest and query, with fault injection,
+and its change events on the Pub/Sub API (gRPC, on its own port).
 
 Run it:   python -m local_stack.sandbox.salesforce --port 8791 --db .local/sandbox/salesforce.sqlite
 Use it in tests:
 
     with start_sandbox(db_path=tmp_path / "org.sqlite") as sandbox:
         sandbox.url                      # http://127.0.0.1:<port>, the token host and the instance URL
+        sandbox.pubsub_url               # http://127.0.0.1:<port> of the Pub/Sub API (plaintext gRPC)
         sandbox.rate_limit(3, retry_after=1)
         sandbox.expire_sessions()
 """
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from local_stack.sandbox.salesforce.auth import DEFAULT_DAILY_API_LIMIT
+from local_stack.sandbox.salesforce.pubsub import KEEPALIVE_SECONDS, start_pubsub_server
 from local_stack.sandbox.salesforce.seed import seed
 from local_stack.sandbox.salesforce.server import Sandbox, make_server
 from local_stack.sandbox.salesforce.tls import CERT_FILE
@@ -37,6 +40,13 @@ class SandboxHandle:
     db_path: Path
     ca_cert: Path | None = None
     """With tls=True: the self-signed certificate to trust (requests' `verify=`)."""
+    pubsub_server: Any = None
+    pubsub_port: int = 0
+
+    @property
+    def pubsub_url(self) -> str:
+        """Where the Pub/Sub API (gRPC, plaintext) answers, as the platform's SALESFORCE_PUBSUB_URL."""
+        return f"http://127.0.0.1:{self.pubsub_port}"
 
     @property
     def url(self) -> str:
@@ -51,6 +61,8 @@ class SandboxHandle:
         return self.sandbox.auth.client_secret
 
     def stop(self) -> None:
+        if self.pubsub_server is not None:
+            self.pubsub_server.stop(grace=None)
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=10)
@@ -122,6 +134,16 @@ class SandboxHandle:
     def count(self, sobject: str, include_deleted: bool = False) -> int:
         return self.sandbox.org.count(sobject, include_deleted)
 
+    def change_event_bounds(self) -> tuple[int, int]:
+        """(replay number before the oldest retained change event, the newest one)."""
+        with self.sandbox.org.lock:
+            return self.sandbox.org.events.bounds()
+
+    def expire_change_events(self, through: int) -> None:
+        """Forget change events up to this replay number, as Salesforce does after 72 hours."""
+        with self.sandbox.org.lock:
+            self.sandbox.org.events.trim(through)
+
 
 def start_sandbox(
     port: int = 0,
@@ -133,8 +155,11 @@ def start_sandbox(
     jwt_public_keys: dict[str, str] | None = None,
     daily_api_limit: int = DEFAULT_DAILY_API_LIMIT,
     tls: bool = False,
+    pubsub_port: int | None = 0,
+    pubsub_keepalive_seconds: float = KEEPALIVE_SECONDS,
 ) -> SandboxHandle:
-    """Start a sandbox on a server thread (port 0 = any free port). Records persist in `db_path`."""
+    """Start a sandbox on a server thread (port 0 = any free port). Records persist in `db_path`.
+    The Pub/Sub API listens on `pubsub_port` (0 = any free port, None = not served)."""
     db_path = Path(db_path)
     sandbox = Sandbox(
         db_path,
@@ -149,7 +174,16 @@ def start_sandbox(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="salesforce-sandbox", daemon=True
     )
     thread.start()
-    return SandboxHandle(sandbox, server, thread, db_path, (tls_dir / CERT_FILE) if tls_dir else None)
+    handle = SandboxHandle(sandbox, server, thread, db_path, (tls_dir / CERT_FILE) if tls_dir else None)
+    if pubsub_port is not None:
+        try:
+            handle.pubsub_server, handle.pubsub_port = start_pubsub_server(
+                sandbox, host, pubsub_port, pubsub_keepalive_seconds
+            )
+        except OSError:
+            handle.stop()
+            raise
+    return handle
 
 
 def sample_company_org(scale: float, seed_value: int) -> dict[str, list[dict[str, Any]]]:

@@ -1,4 +1,5 @@
-"""python -m local_stack.sandbox.salesforce --port P --db PATH [--seed-json FILE | --seed-scale N]"""
+"""python -m local_stack.sandbox.salesforce --port P [--pubsub-port Q] --db PATH
+[--seed-json FILE | --seed-scale N]"""
 
 from __future__ import annotations
 
@@ -25,6 +26,16 @@ def main(argv: list[str] | None = None) -> int:
         "--port",
         type=int,
         default=int(os.environ.get("SALESFORCE_SANDBOX_PORT", environment.DEFAULT_SALESFORCE_SANDBOX_PORT)),
+    )
+    parser.add_argument(
+        "--pubsub-port",
+        type=int,
+        default=int(
+            os.environ.get(
+                "SALESFORCE_SANDBOX_PUBSUB_PORT", environment.DEFAULT_SALESFORCE_SANDBOX_PUBSUB_PORT
+            )
+        ),
+        help="port of the Pub/Sub API (gRPC, change events)",
     )
     parser.add_argument(
         "--db",
@@ -54,7 +65,18 @@ def main(argv: list[str] | None = None) -> int:
         if not path:
             parser.error(f"--jwt-public-key needs CLIENT_ID=PEM_FILE, got {item!r}")
         keys[client_id] = Path(path).read_text()
-    handle = start_sandbox(args.port, args.db, host=args.host, jwt_public_keys=keys, tls=args.tls)
+    try:
+        handle = start_sandbox(
+            args.port,
+            args.db,
+            host=args.host,
+            jwt_public_keys=keys,
+            tls=args.tls,
+            pubsub_port=args.pubsub_port,
+        )
+    except OSError as exc:
+        print(f"Cannot start the sandbox: {exc}", file=sys.stderr)
+        return 2
     try:
         if args.seed_json or args.seed_scale:
             if any(handle.count(name, include_deleted=True) for name in OBJECTS):
@@ -70,7 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         handle.stop()
         print(f"Cannot seed the sandbox: {exc}", file=sys.stderr)
         return 2
-    print(f"Salesforce sandbox listening on {handle.url} (db {args.db})", flush=True)
+    print(
+        f"Salesforce sandbox listening on {handle.url}, Pub/Sub API on {handle.pubsub_url} (db {args.db})",
+        flush=True,
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

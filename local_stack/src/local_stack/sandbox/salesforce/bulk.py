@@ -69,7 +69,8 @@ class BulkJobs:
 
     # ------------------------------------------------------------ ingest jobs
 
-    def create_ingest_job(self, spec: dict[str, Any], api_version: str) -> dict[str, Any]:
+    def create_ingest_job(self, spec: dict[str, Any], api_version: str, origin: str = "") -> dict[str, Any]:
+        """A new Open job; `origin` is the changeOrigin its records' change events will carry."""
         sobject = find_object(str(spec.get("object", "")))
         operation = spec.get("operation")
         if sobject is None:
@@ -108,7 +109,7 @@ class BulkJobs:
         }
         if external_id is None:
             info.pop("externalIdFieldName")
-        self.org.save_job(info)
+        self.org.save_job(info, origin=origin)
         return info
 
     def ingest_job(self, job_id: str) -> dict[str, Any]:
@@ -293,7 +294,7 @@ class BulkJobs:
             return
         # One job is applied as a unit: its records, results and JobComplete become visible together (a
         # request that reads the org meanwhile waits), never records applied under a job still InProgress.
-        with self.org.lock:
+        with self.org.lock, self.org.events.writing_as(self.org.job_blob(job_id, "origin") or ""):
             self._apply(job_id, info, started)
 
     def _apply(self, job_id: str, info: dict[str, Any], started: float) -> None:

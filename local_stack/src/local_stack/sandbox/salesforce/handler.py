@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlparse
 
+from local_stack.sandbox.salesforce.change_events import change_origin
 from local_stack.sandbox.salesforce.composite import save_collection
 from local_stack.sandbox.salesforce.errors import ApiError
 from local_stack.sandbox.salesforce.rest import describe, describe_global
@@ -128,8 +129,11 @@ class Handler(BaseHTTPRequestHandler):
                 self._admit(path)
             elif name in CONTROL_ROUTES:
                 self._check_sandbox_key()
+            # Writes this request makes are one transaction whose change events name the API and the client.
+            origin = change_origin("rest", params.get("v", ""), self.headers.get("Sforce-Call-Options"))
             try:
-                getattr(self, f"route_{name}")(**params)
+                with self.sandbox.org.events.writing_as(origin):
+                    getattr(self, f"route_{name}")(**params)
             except SoqlError as exc:  # a REST or Bulk query that does not compile
                 raise ApiError(400, exc.code, exc.message) from None
         except ApiError as exc:
@@ -267,7 +271,8 @@ class Handler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------ routes: Bulk 2.0
 
     def route_ingest_create(self, v: str) -> None:
-        self._json(200, self.sandbox.bulk.create_ingest_job(self._json_body(), v))
+        origin = change_origin("bulkapi", v, self.headers.get("Sforce-Call-Options"))
+        self._json(200, self.sandbox.bulk.create_ingest_job(self._json_body(), v, origin))
 
     def route_ingest_list(self, v: str) -> None:
         self._json(200, {"done": True, "records": self.sandbox.bulk.ingest_jobs(), "nextRecordsUrl": None})

@@ -32,7 +32,7 @@ def seed(org: Org, data: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             if spec.field(key) is None:
                 raise ApiError(400, "INVALID_FIELD", f"Seed record of {spec.name} has unknown field {key!r}")
         _resolve_seed_references(org, spec, rows)
-        outcomes = org.apply(spec, "insert", rows, allow_system_fields=True)
+        outcomes = org.apply(spec, "insert", rows, allow_system_fields=True, publish=False)
         errors = [f"{spec.name}[{i}]: {o.error}" for i, o in enumerate(outcomes) if o.error is not None]
         report[spec.name] = {
             "inserted": sum(1 for o in outcomes if o.error is None),

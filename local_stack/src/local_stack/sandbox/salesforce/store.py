@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from local_stack.sandbox.salesforce.change_events import NOT_IN_EVENTS, EventLog, PendingEvent
 from local_stack.sandbox.salesforce.schema import (
     OBJECTS,
     SQL_TYPES,
@@ -57,6 +58,8 @@ class _Pending:
     record_id: str | None
     values: dict[str, Any]
     changed: set[str]
+    previous: dict[str, Any] | None = None
+    """The record before this change (updates), to tell which fields really changed."""
 
 
 def format_number(value: float | int) -> str:
@@ -137,6 +140,7 @@ class Org:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self._create_schema()
+        self.events = EventLog(self.conn)
         self._last_stamp = self._max_stamp()
 
     # ------------------------------------------------------------ schema and bookkeeping
@@ -289,17 +293,19 @@ class Org:
         allow_system_fields: bool = False,
         inject_failure: Any = None,
         write: bool = True,
+        publish: bool = True,
     ) -> list[Outcome]:
         """Apply one DML operation to `rows` (canonical field name -> sent value; None = set null).
 
         Each record succeeds or fails on its own, like Salesforce with allOrNone=false. `inject_failure(i)`
         returns a RecordError to fail record i on purpose (fault injection), or None. With write=False the
-        records are only checked (an allOrNone request's first pass).
+        records are only checked (an allOrNone request's first pass). With publish=False (seeding) the
+        writes append no change events.
         """
         outcomes = [Outcome() for _ in rows]
         with self.lock:
             if operation in ("delete", "hardDelete"):
-                self._delete(spec, rows, outcomes, hard=operation == "hardDelete")
+                self._delete(spec, rows, outcomes, hard=operation == "hardDelete", publish=publish)
                 return outcomes
             pending = self._resolve_targets(
                 spec, operation, rows, outcomes, external_id_field, allow_system_fields
@@ -316,6 +322,7 @@ class Org:
                 [p for p in pending if outcomes[p.index].error is None],
                 outcomes,
                 keep_audit=allow_system_fields,
+                publish=publish,
             )
         return outcomes
 
@@ -397,7 +404,8 @@ class Org:
                     continue
                 changed = {n for n in values if n != "Id"}
             merged.update({k: v for k, v in values.items() if k != "Id" or target is None})
-            pending.append(_Pending(index, target, merged, changed))
+            previous = existing[target] if target is not None else None
+            pending.append(_Pending(index, target, merged, changed, previous))
         return self._merge_repeats(pending)
 
     @staticmethod
@@ -413,6 +421,7 @@ class Org:
                 base.update({k: item.values[k] for k in item.changed})
                 item.values = base
                 item.changed |= earlier.changed
+                item.previous = earlier.previous
             by_target[item.record_id] = item
         return pending
 
@@ -540,7 +549,12 @@ class Org:
                     break
 
     def _write(
-        self, spec: ObjectSpec, pending: list[_Pending], outcomes: list[Outcome], keep_audit: bool
+        self,
+        spec: ObjectSpec,
+        pending: list[_Pending],
+        outcomes: list[Outcome],
+        keep_audit: bool,
+        publish: bool = True,
     ) -> None:
         stamp = self.next_stamp()
         names = [f.name for f in spec.fields]
@@ -561,6 +575,7 @@ class Org:
                     values["LastModifiedDate"] = values["SystemModstamp"] = stamp
                 updates[item.record_id] = (*(values[n] for n in names[1:]), item.record_id)
             outcomes[item.index].record_id = values["Id"]
+        events = [_change_event(spec, item) for item in pending] if publish else []
         columns = ", ".join(f'"{n}"' for n in names)
         assignments = ", ".join(f'"{n}" = ?' for n in names[1:])
         self.conn.execute("BEGIN")
@@ -571,13 +586,21 @@ class Org:
             self.conn.executemany(
                 f'UPDATE "{spec.table}" SET {assignments} WHERE "Id" = ?', list(updates.values())
             )
+            self.events.append(events, stamp)
             self.conn.execute("COMMIT")
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
+        if events:
+            self.events.notify()
 
     def _delete(
-        self, spec: ObjectSpec, rows: Sequence[dict[str, Any]], outcomes: list[Outcome], hard: bool
+        self,
+        spec: ObjectSpec,
+        rows: Sequence[dict[str, Any]],
+        outcomes: list[Outcome],
+        hard: bool,
+        publish: bool = True,
     ) -> None:
         ids: list[str | None] = []
         for index, row in enumerate(rows):
@@ -612,10 +635,14 @@ class Org:
                     'WHERE "Id" = ?',
                     [(stamp, stamp, i) for i in doomed],
                 )
+            events = [PendingEvent(spec.name, "DELETE", i, {}, [], []) for i in doomed] if publish else []
+            self.events.append(events, stamp)
             self.conn.execute("COMMIT")
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
+        if publish and doomed:
+            self.events.notify()
 
     # ------------------------------------------------------------ ingest job bookkeeping
 
@@ -646,3 +673,22 @@ class Org:
         with self.lock:
             rows = self.conn.execute("SELECT info FROM _ingest_jobs").fetchall()
         return [info for info in (json.loads(r[0]) for r in rows) if info["state"] in states]
+
+
+def _change_event(spec: ObjectSpec, item: _Pending) -> PendingEvent:
+    """The change event of one written record: a CREATE carries every set field; an UPDATE the fields whose
+    value changed (and LastModifiedDate, as Salesforce lists it), with those set to null in `nulled`."""
+    values = item.values
+    if item.previous is None:
+        fields = {n: v for n, v in values.items() if n not in NOT_IN_EVENTS and v is not None}
+        return PendingEvent(spec.name, "CREATE", values["Id"], fields, [], [])
+    changed = [
+        n
+        for n in (f.name for f in spec.fields)
+        if n not in NOT_IN_EVENTS
+        and (n == "LastModifiedDate" or (n in item.changed and values.get(n) != item.previous.get(n)))
+    ]
+    nulled = [n for n in changed if values.get(n) is None]
+    return PendingEvent(
+        spec.name, "UPDATE", values["Id"], {n: values.get(n) for n in changed}, changed, nulled
+    )
