@@ -471,7 +471,6 @@ def generate(
     return LandingGenerator(Path(landing_dir), scale, seed, rows_per_file, overwrite).run()
 
 
-
 def iter_existing_rows(folder: Path, spec: StreamSpec) -> Iterator[dict[str, str]]:
     """Rows already in a stream folder (used by `append_rows` to reference existing parents)."""
     if not folder.is_dir():
