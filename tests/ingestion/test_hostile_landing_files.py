@@ -178,6 +178,14 @@ def test_hostile_files_fail_only_their_stream_and_load_each_line_exactly_once(
         assert lines(name) == expected, name
     for name, (*_, landed_first, _) in WRITING.items():
         assert lines(name) == landed_first, name
+    waiting = {
+        e.asset_key.path[-1]: e.materialization.metadata["input_waiting"].value
+        for e in first.get_asset_materialization_events()
+        if "input_waiting" in e.materialization.metadata
+    }
+    assert waiting.keys() == set(WRITING)
+    assert f"{paths['csv_being_written']}: line 6 has no newline yet" in waiting["csv_being_written"]
+    assert "the compressed file ends before its end marker" in waiting["gzip_being_written"]
 
     # Fix every file that failed, finish the ones being written, and run again: each line exactly once.
     for name, case in FAILING.items():
