@@ -94,6 +94,14 @@ FAILING: dict[str, tuple[dict, str, bytes, bytes, int, str]] = {
         1,
         "not a valid gzip file",
     ),
+    "lone_carriage_return": (
+        CSV,
+        "a.csv",
+        HEADER + rows(2, 2) + b"r3,3\rr4,4\n" + rows(5, 6),
+        HEADER + rows(2, 6),
+        3,
+        "a carriage return inside an unquoted value",
+    ),
     "bad_json": (
         JSONL,
         "a.jsonl",

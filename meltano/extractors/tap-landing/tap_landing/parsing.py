@@ -278,6 +278,8 @@ def _next_csv(file: LandingFile, reader: Any) -> list[str] | None:
             return None
         if "unexpected end of data" in str(error):
             reason = "a quoted field opened in this record is never closed (unbalanced quote)"
+        elif "new-line character" in str(error):
+            reason = "a carriage return inside an unquoted value (old Mac line endings?); use LF or CRLF"
         else:
             reason = f"not valid CSV ({error})"
         raise file.error(reason, file.record_start) from None
