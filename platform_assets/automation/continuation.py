@@ -8,7 +8,8 @@ steps failed. Every planned asset that is neither materialized nor downstream of
 step's unmaterialized asset) is the continuation; `continue_run` materializes it in a new run of the same
 job (subsettable steps run only the selected assets, e.g. dbt staging without the failed stream's models),
 tagged with the failed run. The failed run stays failed, so alerts fire; what stays held back is logged,
-each with the failed assets it depends on.
+each with the failed assets it depends on. A continuation that fails in turn (e.g. a blocking check in a
+shared step) is continued the same way while each run leaves less to do.
 
 `python -m platform_assets.automation.continuation --run-id ID` continues one run (default: the latest
 failed run of `platform_cycle`); `python3 tasks.py cycle` calls it after a failed cycle.
@@ -74,7 +75,7 @@ def held_back(instance: dg.DagsterInstance, run_id: str, defs: dg.Definitions) -
     result.failed = {key for key, step in planned.items() if step in failed_steps and key not in done}
     # A blocking check that failed stops what is downstream of its asset, materialized or not.
     result.failed |= {
-        e.asset_key
+        evaluation.asset_key
         for e in _events(instance, run_id, dg.DagsterEventType.ASSET_CHECK_EVALUATION)
         if (evaluation := e.event_specific_data)
         and not evaluation.passed
@@ -103,6 +104,25 @@ def continue_run(
     tags = {**(run.tags if run else {}), CONTINUES_TAG: run_id}
     selection = sorted(plan.continuation, key=lambda key: key.to_user_string())
     return dg.execute_job(job, instance, asset_selection=selection, tags=_user_tags(tags))
+
+
+def continue_until_done(
+    instance: dg.DagsterInstance, run_id: str, job: dg.ReconstructableJob, defs: dg.Definitions
+) -> list[dg.ExecuteJobResult]:
+    """Continue the failed run, then each continuation that fails in turn (a failure in a shared step
+    holds back its other assets again), while each run leaves less to do."""
+    results: list[dg.ExecuteJobResult] = []
+    remaining: set[dg.AssetKey] | None = None
+    while True:
+        plan = held_back(instance, run_id, defs)
+        if not plan.continuation or plan.continuation == remaining:
+            return results
+        result = continue_run(instance, run_id, job, defs)
+        assert result is not None
+        results.append(result)
+        if result.success:
+            return results
+        run_id, remaining = result.run_id, plan.continuation
 
 
 def _user_tags(tags: dict[str, str]) -> dict[str, str]:
@@ -141,8 +161,8 @@ def main(argv: Iterable[str] | None = None) -> int:
     if run is None or run.job_name != DEFAULT_JOB:
         print(f"Run {run_id} is not a {DEFAULT_JOB} run of this instance; only those are continued here.")
         return 2
-    result = continue_run(instance, run_id, dg.reconstructable(platform_cycle_job), _platform_defs())
-    return 0 if result is None or result.success else 1
+    results = continue_until_done(instance, run_id, dg.reconstructable(platform_cycle_job), _platform_defs())
+    return 0 if all(result.success for result in results[-1:]) else 1
 
 
 if __name__ == "__main__":
