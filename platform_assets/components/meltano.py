@@ -353,6 +353,11 @@ def _stream_spec(source: Source, stream: str, warehouse_kind: str, schema: str) 
     )
 
 
+def _waiting(messages: list[str] | None) -> dict[str, Any]:
+    """Input the tap left for a later run (e.g. a last line still being written), when there is any."""
+    return {"input_waiting": dg.MetadataValue.text("\n".join(messages))} if messages else {}
+
+
 def build_source_assets(
     source: Source, env: environment.PlatformEnvironment, retry: dg.RetryPolicy | None = None
 ) -> dg.AssetsDefinition:
@@ -431,6 +436,7 @@ def build_source_assets(
                     "meltano_state_id": dg.MetadataValue.text(result.state_id),
                     "target_table": dg.MetadataValue.text(f"{schema}.{stream}"),
                     "full_refresh": config.full_refresh,
+                    **_waiting(result.waiting.get(source.tap_stream(stream))),
                 },
             )
             if dg.AssetCheckKey(key, CHECK_NAME) in context.selected_asset_check_keys:

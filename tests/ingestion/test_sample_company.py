@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from local_stack.sample_company import STREAMS, append_rows, generate, generate_salesforce_org
+from local_stack.sample_company.__main__ import main
 from local_stack.sample_company.landing import iter_existing_rows
 
 CONTRACT_COLUMNS = {
@@ -50,6 +51,27 @@ def test_second_run_keeps_files_and_mtimes(tmp_path: Path) -> None:
     generate(tmp_path, scale=0.05, seed=1)
     after = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in tmp_path.rglob("*") if p.is_file()}
     assert after == before
+
+
+def test_an_edited_or_other_seed_file_is_kept_unless_overwrite_is_asked(tmp_path: Path) -> None:
+    generate(tmp_path, scale=0.05, seed=1)
+    edited = tmp_path / "campaigns" / "part-00001.csv"
+    edited.write_text(edited.read_text().replace("Paid Search", "Edited by hand"))
+    removed = tmp_path / "ad_spend" / "part-00001.csv"
+    removed.unlink()
+    mine = edited.read_bytes()
+
+    generate(tmp_path, scale=0.05, seed=1)
+    assert edited.read_bytes() == mine, "the generator replaced a file the user edited"
+    assert removed.exists(), "a missing file is written"
+    generate(tmp_path, scale=0.05, seed=2)  # another seed: still never replaces what is there
+    assert edited.read_bytes() == mine
+
+    main(["--scale", "0.05", "--seed", "1", "--landing-dir", str(tmp_path)])
+    assert edited.read_bytes() == mine
+    main(["--scale", "0.05", "--seed", "1", "--landing-dir", str(tmp_path), "--overwrite"])
+    generate(tmp_path / "fresh", scale=0.05, seed=1)
+    assert edited.read_bytes() == (tmp_path / "fresh" / "campaigns" / "part-00001.csv").read_bytes()
 
 
 def test_every_stream_has_exactly_the_contract_columns(tmp_path: Path) -> None:

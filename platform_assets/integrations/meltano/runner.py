@@ -35,6 +35,8 @@ from platform_assets.environment import PlatformEnvironment
 PLUGIN_TYPES = ("extractors", "loaders")
 # A tap that fails one stream and goes on reports it so; the other streams still load.
 FAILED_STREAM = re.compile(r"\bstream failed: stream=(?P<stream>\S+) (?P<message>.*)")
+# A tap that leaves input for later (e.g. a line still being written) says so per stream.
+WAITING = re.compile(r"\bline waiting: stream=(?P<stream>\S+) (?P<message>.*)")
 _ENV_NAME = re.compile(r"[^A-Za-z0-9]")
 
 LogFn = Callable[[str, str], None]
@@ -59,6 +61,7 @@ class RunResult:
     duration_seconds: float = 0.0
     rows_extracted: dict[str, int] = field(default_factory=dict)
     failed_streams: dict[str, str] = field(default_factory=dict)
+    waiting: dict[str, list[str]] = field(default_factory=dict)
     error_lines: list[str] = field(default_factory=list)
 
     @property
@@ -156,6 +159,7 @@ class _LogReader:
         self.extractor = extractor
         self.rows: dict[str, int] = defaultdict(int)
         self.failed_streams: dict[str, str] = {}
+        self.waiting: dict[str, list[str]] = defaultdict(list)
         self.errors: list[str] = []
         self.tails: dict[str, deque[str]] = defaultdict(lambda: deque(maxlen=25))
 
@@ -182,6 +186,8 @@ class _LogReader:
         if failed := FAILED_STREAM.search(message):
             self.failed_streams[failed["stream"]] = failed["message"]
             level = "error"
+        elif waiting := WAITING.search(message):
+            self.waiting[waiting["stream"]].append(waiting["message"])
         if level in ("error", "critical") and message not in self.errors:
             self.errors.append(f"[{plugin}] {message}" + (f": {event['err']}" if event.get("err") else ""))
         self.log(
@@ -262,6 +268,7 @@ def run_pipeline(
     result.duration_seconds = time.monotonic() - started
     result.rows_extracted = {stream: reader.rows.get(stream, 0) for stream in streams}
     result.failed_streams = dict(reader.failed_streams)
+    result.waiting = dict(reader.waiting)
     if result.returncode != 0:
         result.error_lines = reader.error_text() or list(reader.tails["meltano"])[-10:]
         raise MeltanoRunError(

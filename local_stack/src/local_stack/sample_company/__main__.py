@@ -1,5 +1,6 @@
-"""`python -m local_stack.sample_company [--scale S] [--seed N] [--landing-dir D] [--app-db-url URL]
-[--salesforce-seed PATH]`: write the sample company's landing files (and app database, Salesforce seed)."""
+"""`python -m local_stack.sample_company [--scale S] [--seed N] [--landing-dir D] [--overwrite]
+[--app-db-url URL] [--salesforce-seed PATH]`: write the sample company's missing landing files (and app
+database, Salesforce seed). Existing landing files are never replaced unless --overwrite is given."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from local_stack.sample_company import generate, generate_salesforce_org, write_app_db
+from local_stack.sample_company import generate_salesforce_org, write_app_db
+from local_stack.sample_company.landing import LandingGenerator
 from platform_assets import environment
 
 
@@ -22,6 +24,12 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         default=None,
         help="default: the environment's landing folder (PLATFORM_LOCAL_DIR/landing)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing landing files that differ from the generated ones (default: keep them; "
+        "they may hold your edits)",
     )
     parser.add_argument(
         "--app-db-url",
@@ -39,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     env = environment.current()
     landing_dir = args.landing_dir or env.landing_dir
     started, cpu_started = time.perf_counter(), time.process_time()
-    counts = generate(landing_dir, args.scale, args.seed)
+    generator = LandingGenerator(landing_dir, args.scale, args.seed, overwrite=args.overwrite)
+    counts = generator.run()
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     total = sum(counts.values())
     print(
@@ -48,6 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     for stream, rows in counts.items():
         print(f"  {stream:<14} {rows:>12,}")
+    if generator.kept:
+        print(
+            f"kept {len(generator.kept)} existing landing file(s) that differ from the generated ones "
+            "(edited, or another scale or seed); --overwrite replaces them:"
+        )
+        for path in generator.kept:
+            print(f"  {path}")
     app_db_url = args.app_db_url or env.app_db_url
     if app_db_url:
         tables = write_app_db(app_db_url, args.scale, args.seed)

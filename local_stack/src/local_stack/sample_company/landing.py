@@ -1,8 +1,10 @@
 """The landing folder: one folder per stream, CSV/JSONL file drops, written in one streaming pass.
 
 Rows go straight to disk through per-stream writers that roll over to a new file every
-`ROWS_PER_FILE` rows; each file is written to a temporary name and only replaces the published file when
-its bytes differ, so a second run with the same seed and scale leaves files and mtimes untouched.
+`ROWS_PER_FILE` rows; each file is written to a temporary name and published only where no file of that
+name exists: a landing file the user edited (or one the pipeline already loaded) is never replaced, unless
+`overwrite=True` asks for it (then a file is replaced only when its bytes differ). A second run with the
+same seed and scale leaves files and mtimes untouched either way.
 """
 
 from __future__ import annotations
@@ -132,16 +134,19 @@ EVENTS_PER_USER_MONTH = {"trialing": 14.0, "active": 8.0, "past_due": 3.0, "canc
 
 
 class _RollingWriter:
-    """Writes one stream's rows to part-00001.<ext>, part-00002.<ext>, … publishing only changed files."""
+    """Writes one stream's rows to part-00001.<ext>, part-00002.<ext>, … publishing only missing files
+    (or, with `overwrite`, changed ones)."""
 
-    def __init__(self, folder: Path, spec: StreamSpec, rows_per_file: int):
+    def __init__(self, folder: Path, spec: StreamSpec, rows_per_file: int, overwrite: bool = False):
         self.folder = folder
         self.spec = spec
         self.rows_per_file = rows_per_file
+        self.overwrite = overwrite
         self.part = 0
         self.rows_in_part = 0
         self.rows = 0
         self.changed: list[Path] = []
+        self.kept: list[Path] = []
         self._handle: Any = None
         self._csv: Any = None
         self._temp: Path | None = None
@@ -161,7 +166,10 @@ class _RollingWriter:
         assert self._temp is not None
         self._handle.close()
         target = self.folder / f"part-{self.part:05d}.{self.spec.format}"
-        if target.exists() and filecmp.cmp(self._temp, target, shallow=False):
+        same = target.exists() and filecmp.cmp(self._temp, target, shallow=False)
+        if same or (target.exists() and not self.overwrite):
+            if not same:  # never replace a landing file that is there: it may hold the user's edits
+                self.kept.append(target)
             self._temp.unlink()
         else:
             os.replace(self._temp, target)
@@ -239,12 +247,19 @@ def _json(values: dict[str, Any]) -> str:
 class LandingGenerator:
     """One pass over the company, writing every stream."""
 
-    def __init__(self, landing_dir: Path, scale: float, seed: int, rows_per_file: int = ROWS_PER_FILE):
+    def __init__(
+        self,
+        landing_dir: Path,
+        scale: float,
+        seed: int,
+        rows_per_file: int = ROWS_PER_FILE,
+        overwrite: bool = False,
+    ):
         self.landing_dir = Path(landing_dir)
         self.scale = scale
         self.seed = seed
         self.writers = {
-            name: _RollingWriter(self.landing_dir / name, spec, rows_per_file)
+            name: _RollingWriter(self.landing_dir / name, spec, rows_per_file, overwrite)
             for name, spec in STREAMS.items()
         }
         self.campaigns = campaigns(scale, seed)
@@ -261,6 +276,11 @@ class LandingGenerator:
         for writer in self.writers.values():
             writer.close()
         return {name: writer.rows for name, writer in self.writers.items()}
+
+    @property
+    def kept(self) -> list[Path]:
+        """Existing files left in place although they differ from what (scale, seed) generates."""
+        return [path for writer in self.writers.values() for path in writer.kept]
 
     def _write_campaigns(self) -> None:
         spend = self.writers["ad_spend"]
@@ -437,10 +457,18 @@ class LandingGenerator:
 
 
 def generate(
-    landing_dir: str | Path, scale: float = 1.0, seed: int = 42, rows_per_file: int = ROWS_PER_FILE
+    landing_dir: str | Path,
+    scale: float = 1.0,
+    seed: int = 42,
+    rows_per_file: int = ROWS_PER_FILE,
+    overwrite: bool = False,
 ) -> dict[str, int]:
-    """Write the landing folder for (scale, seed); returns rows per stream. Unchanged files keep mtimes."""
-    return LandingGenerator(Path(landing_dir), scale, seed, rows_per_file).run()
+    """Write the landing files of (scale, seed) that are missing; returns the rows per stream generated.
+
+    An existing file is left as it is (the user may have edited it, the pipeline may have loaded it);
+    `overwrite=True` replaces the files whose bytes differ from what (scale, seed) generates.
+    """
+    return LandingGenerator(Path(landing_dir), scale, seed, rows_per_file, overwrite).run()
 
 
 def iter_existing_rows(folder: Path, spec: StreamSpec) -> Iterator[dict[str, str]]:

@@ -1,22 +1,39 @@
 """Reading landing files line by line, typed and validated, resuming after the lines already emitted.
 
 Kept free of the Singer SDK so the rules (what is malformed, how lines are counted) read in one place.
-Line numbers are 1-based physical line numbers in the file; a CSV file's header is line 1.
+Line numbers are 1-based physical lines: a line is the bytes up to and including a newline (`\n`; a `\r`
+before it is part of the line ending, so CRLF, LF and mixes read the same). A CSV file's header is line 1;
+a CSV record whose quoted field spans lines ends on its last line, and that line is its `_source_line`
+(the bookmark: resuming skips exactly the lines consumed).
+
+Every way a file can be unreadable is a `LandingDataError` naming the file and line, never another
+exception: invalid UTF-8, a UTF-16 file, NUL bytes, a record longer than the stream's `max_record_bytes`
+(read in bounded pieces, so a huge line never sits in memory), an unbalanced quote, a bad or truncated-
+for-good gzip stream. Accepted on purpose: a UTF-8 byte order mark at the start of the file (dropped),
+CRLF/LF line endings, `.gz` compressed files. A last line with no newline yet is a line still being
+written: reading stops before it (`LandingFile.waiting` says so) and it loads once its newline is there.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
-import itertools
+import gzip
 import json
+import sys
+import zlib
 from collections.abc import Callable, Iterator
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 COLUMN_TYPES = ("string", "integer", "number", "decimal", "boolean", "date", "date-time")
 FORMATS = ("csv", "jsonl")
+MAX_RECORD_BYTES = 4 * 1024 * 1024  # default per stream; meltano.yml `max_record_bytes` overrides it
+COMPRESSED_SUFFIX = ".gz"
+_BOM = b"\xef\xbb\xbf"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_SKIP_CHUNK = 1024 * 1024
 _TRUE = {"true", "t", "1", "yes", "y"}
 _FALSE = {"false", "f", "0", "no", "n"}
 
@@ -120,26 +137,115 @@ def _typed(raw: dict[str, Any], columns: dict[str, str], path: Path, line: int) 
     return record
 
 
-def _skip(lines: Iterator[str], count: int, path: Path, already: int) -> None:
-    """Skip `count` physical lines, failing when the file is shorter than what was already emitted."""
-    skipped = sum(1 for _ in itertools.islice(lines, count))
-    if skipped < count:
-        raise LandingDataError(
-            path,
-            None,
-            f"the file has fewer lines than the {already} already loaded from it; it was rewritten or "
-            "truncated after loading. Landing files are append-only: restore it, or drop it in as a new "
-            "file and run a full refresh of this stream.",
-        )
+class LandingFile:
+    """The physical lines of one landing file as text, each checked at the byte level, numbered from 1.
+
+    `line` is the number of the last line read; `waiting` says why reading stopped early without an
+    error (a last line with no newline yet, a compressed file not written to its end yet).
+    """
+
+    def __init__(self, path: Path, max_record_bytes: int = MAX_RECORD_BYTES):
+        self.path = path
+        self.max_record_bytes = max_record_bytes
+        self.line = 0
+        self.waiting: str | None = None
+        self.record_start = 1  # first line of the record being read (a CSV record may span lines)
+        self._record_bytes = 0
+
+    def error(self, reason: str, line: int | None = None) -> LandingDataError:
+        return LandingDataError(self.path, self.line if line is None else line, reason)
+
+    def open(self) -> IO[bytes]:
+        if self.path.name.endswith(COMPRESSED_SUFFIX):
+            return gzip.open(self.path, "rb")
+        return self.path.open("rb")
+
+    def start_record(self) -> None:
+        self.record_start, self._record_bytes = self.line + 1, 0
+
+    def skip(self, handle: IO[bytes], count: int) -> None:
+        """Skip to the end of line `count` (lines already loaded), failing when the file is shorter."""
+        while self.line < count:
+            piece = self._read(handle.readline, _SKIP_CHUNK)  # bounded: a line may be long
+            if not piece or (not piece.endswith(b"\n") and len(piece) < _SKIP_CHUNK):
+                raise LandingDataError(
+                    self.path,
+                    None,
+                    f"the file has fewer lines than the {count} already loaded from it; it was rewritten or "
+                    "truncated after loading. Landing files are append-only: restore it, or drop it in as a "
+                    "new file and run a full refresh of this stream.",
+                )
+            self.line += piece.endswith(b"\n")
+        self.start_record()
+
+    def lines(self, handle: IO[bytes]) -> Iterator[str]:
+        """Each following complete line, decoded; stops before a last line that has no newline yet."""
+        limit = self.max_record_bytes
+        while True:
+            raw = self._read(handle.readline, limit + 1)
+            if not raw:
+                return
+            number = self.line + 1
+            self._record_bytes += len(raw)
+            if len(raw) > limit or self._record_bytes > limit:
+                raise self.error(
+                    f"the record is longer than {limit:,} bytes (the stream's max_record_bytes); a value "
+                    "this large is usually a broken export (e.g. an unclosed quote). Fix the file, or "
+                    "raise max_record_bytes for this stream in meltano.yml",
+                    self.record_start,
+                )
+            if not raw.endswith(b"\n"):
+                self.waiting = (
+                    f"line {number} has no newline yet (still being written?); it loads once it ends with one"
+                )
+                return
+            self.line = number
+            yield self._decode(raw, number)
+
+    def _read(self, read: Callable[[int], bytes], size: int) -> bytes:
+        try:
+            return read(size)
+        except EOFError:  # a gzip stream that ends early: still being written, or truncated for good
+            self.waiting = (
+                f"the compressed file ends before its end marker after line {self.line} (still being "
+                "written?); the rest loads once it is complete"
+            )
+            return b""
+        except (gzip.BadGzipFile, zlib.error) as error:
+            reason = f"not a valid gzip file ({error}); re-compress it or drop it uncompressed"
+            raise self.error(reason, self.line + 1) from None
+
+    def _decode(self, raw: bytes, number: int) -> str:
+        if number == 1 and raw.startswith(_UTF16_BOMS):
+            raise self.error("the file is UTF-16 (byte order mark); landing files are UTF-8: re-export it")
+        if number == 1 and raw.startswith(_BOM):
+            raw = raw[len(_BOM) :]  # a UTF-8 byte order mark: accepted, not part of the data
+        if (nul := raw.find(b"\x00")) >= 0:
+            raise self.error(
+                f"contains a NUL byte at byte {nul + 1} of the line (a binary or UTF-16 file?); landing "
+                "files are UTF-8 text"
+            )
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise self.error(
+                f"not valid UTF-8 (byte 0x{raw[error.start]:02x} at byte {error.start + 1} of the line); "
+                "landing files are UTF-8: re-export the file as UTF-8"
+            ) from None
 
 
-def read_csv(path: Path, columns: dict[str, str], after_line: int) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield (line, record) for each CSV row that ends after `after_line`."""
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
+def read_csv(
+    file: LandingFile, columns: dict[str, str], after_line: int
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line, record) for each CSV record that ends after `after_line`."""
+    csv.field_size_limit(sys.maxsize)  # LandingFile bounds a record's bytes, naming the line
+    with file.open() as handle:
+        lines = file.lines(handle)
+        reader = csv.reader(lines, strict=True)
+        header = _next_csv(file, reader)
         if header is None:
             return
+        path = file.path
         missing = [name for name in columns if name not in header]
         unexpected = [name for name in header if name not in columns]
         if missing or unexpected or len(set(header)) != len(header):
@@ -150,26 +256,45 @@ def read_csv(path: Path, columns: dict[str, str], after_line: int) -> Iterator[t
                 f"undeclared: {unexpected or 'none'}, duplicates: {len(header) != len(set(header))}); "
                 "fix the file or the stream's columns in meltano.yml",
             )
-        offset = 0
-        if after_line > reader.line_num:
-            offset = after_line - reader.line_num
-            _skip(handle, offset, path, after_line)
-        for row in reader:
-            line = reader.line_num + offset
+        if after_line > file.line:
+            file.skip(handle, after_line)
+        while (row := _next_csv(file, reader)) is not None:
             if not row:
                 continue
             if len(row) != len(header):
-                raise LandingDataError(
-                    path, line, f"expected {len(header)} columns as in the header, found {len(row)}"
-                )
-            yield line, _typed(dict(zip(header, row, strict=True)), columns, path, line)
+                raise file.error(f"expected {len(header)} columns as in the header, found {len(row)}")
+            yield file.line, _typed(dict(zip(header, row, strict=True)), columns, path, file.line)
 
 
-def read_jsonl(path: Path, columns: dict[str, str], after_line: int) -> Iterator[tuple[int, dict[str, Any]]]:
+def _next_csv(file: LandingFile, reader: Any) -> list[str] | None:
+    """The next CSV record (None at the end, or where the rest is still being written)."""
+    file.start_record()
+    try:
+        return next(reader)
+    except StopIteration:
+        return None
+    except csv.Error as error:
+        if file.waiting:  # the record's last line has no newline yet
+            return None
+        if "unexpected end of data" in str(error):
+            reason = "a quoted field opened in this record is never closed (unbalanced quote)"
+        elif "new-line character" in str(error):
+            reason = "a carriage return inside an unquoted value (old Mac line endings?); use LF or CRLF"
+        else:
+            reason = f"not valid CSV ({error})"
+        raise file.error(reason, file.record_start) from None
+
+
+def read_jsonl(
+    file: LandingFile, columns: dict[str, str], after_line: int
+) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield (line, record) for each JSON line after `after_line`."""
-    with path.open(encoding="utf-8") as handle:
-        _skip(handle, after_line, path, after_line)
-        for line, text in enumerate(handle, start=after_line + 1):
+    path = file.path
+    with file.open() as handle:
+        file.skip(handle, after_line)
+        for text in file.lines(handle):
+            line = file.line
+            file.start_record()  # the next record starts on the next line
             if not text.strip():
                 continue
             try:

@@ -4,6 +4,8 @@ State: one bookmark per file (a Singer SDK state partition `{"file": "<stream>/<
 last line emitted (`_source_line`), so an appended row emits exactly one record and an unchanged folder
 emits none. A malformed line fails its stream with the file and line; the other streams still sync, the
 records before the bad line keep their bookmark, and the tap exits non-zero naming every failed stream.
+Whatever goes wrong reading a file fails its stream this way, never the process: a tap that died mid-file
+would leave records the target loads after the last STATE message, which a re-run would load again.
 No key properties are declared, so targets keep raw tables as append-only history.
 """
 
@@ -16,15 +18,25 @@ from typing import Any
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 
-from tap_landing.parsing import COLUMN_TYPES, FORMATS, READERS, LandingDataError, json_schema_for
+from tap_landing.parsing import (
+    COLUMN_TYPES,
+    COMPRESSED_SUFFIX,
+    FORMATS,
+    MAX_RECORD_BYTES,
+    READERS,
+    LandingDataError,
+    LandingFile,
+    json_schema_for,
+)
 
 SOURCE_FILE = "_source_file"
 SOURCE_LINE = "_source_line"
 FAILED_STREAM_PREFIX = "tap-landing stream failed:"
+WAITING_PREFIX = "tap-landing line waiting:"
 
 
 class LandingStream(Stream):
-    """Every file in `<root>/<name>/` with the stream's extension, in name order."""
+    """Every file in `<root>/<name>/` with the stream's extension (optionally `.gz`), in name order."""
 
     replication_key = SOURCE_LINE
     is_sorted = True  # lines only grow within a file (the partition), so bookmarks advance per record
@@ -55,10 +67,9 @@ class LandingStream(Stream):
         for path in sorted(self.folder.iterdir()):
             if path.name.startswith(".") or not path.is_file():
                 continue  # dot-files are drops still being written
-            if path.suffix != f".{self.format}":
-                self._fail(
-                    LandingDataError(path, None, f"this stream reads only .{self.format} files; move it")
-                )
+            if not path.name.endswith((f".{self.format}", f".{self.format}{COMPRESSED_SUFFIX}")):
+                reason = f"this stream reads only .{self.format} (or .{self.format}.gz) files; move it"
+                self._fail(LandingDataError(path, None, reason))
                 return []
             files.append({"file": f"{self.name}/{path.name}"})
         return files
@@ -68,14 +79,23 @@ class LandingStream(Stream):
             return  # a stream stops at its first malformed line, whatever file comes next
         relative = context["file"]
         after_line = int(self.get_starting_replication_key_value(context) or 0)
-        read = READERS[self.format]
+        file = LandingFile(Path(self.config["root"]) / relative, self.max_record_bytes)
         try:
-            for line, record in read(Path(self.config["root"]) / relative, self.columns, after_line):
+            for line, record in READERS[self.format](file, self.columns, after_line):
                 record[SOURCE_FILE] = relative
                 record[SOURCE_LINE] = line
                 yield record
         except LandingDataError as error:
             self._fail(error)
+        except Exception as error:  # any failure must end the stream cleanly (see the module doc)
+            self._fail(file.error(f"could not be read ({type(error).__name__}: {error})", file.line + 1))
+        else:
+            if file.waiting:
+                self.logger.warning("%s stream=%s %s: %s", WAITING_PREFIX, self.name, file.path, file.waiting)
+
+    @property
+    def max_record_bytes(self) -> int:
+        return int(self.definition.get("max_record_bytes") or MAX_RECORD_BYTES)
 
     def _fail(self, error: LandingDataError) -> None:
         self.failure = error
@@ -97,6 +117,11 @@ class TapLanding(Tap):
                     th.Property("primary_keys", th.ArrayType(th.StringType)),
                     th.Property("description", th.StringType),
                     th.Property("columns", th.ObjectType(additional_properties=th.StringType), required=True),
+                    th.Property(
+                        "max_record_bytes",
+                        th.IntegerType,
+                        description=f"Longest record accepted, in bytes (default {MAX_RECORD_BYTES:,}).",
+                    ),
                 )
             ),
             required=True,
