@@ -14,9 +14,11 @@ upstream materialization), the previous policy.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import sys
 import tempfile
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -96,6 +98,8 @@ def simulate_day(defs: dg.Definitions) -> Counter:
 
 
 def main() -> int:
+    warnings.filterwarnings("ignore")  # Dagster's preview/beta warnings, once per evaluation
+    logging.getLogger("dagster").setLevel(logging.WARNING)  # and its per-asset evaluation log lines
     with tempfile.TemporaryDirectory(prefix="bench_lineage_day_") as scratch:
         os.environ["PLATFORM_ENV"] = "local"
         os.environ["PLATFORM_LOCAL_DIR"] = str(Path(scratch) / "local")
