@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -33,6 +34,37 @@ def stream_keys(repository_def: dg.RepositoryDefinition, source: str) -> dict[st
     return {key.path[-1]: key for key in repository_def.assets_defs_by_key if tuple(key.path[:-1]) == prefix}
 
 
+def latest_load_start(instance: dg.DagsterInstance, key: dg.AssetKey) -> float | None:
+    """When the run that last materialized `key` started: its extract read the source after that."""
+    event = instance.get_latest_materialization_event(key)
+    if event is None or not event.run_id:
+        return None
+    record = instance.get_run_record_by_id(event.run_id)
+    return record.start_time if record is not None else None
+
+
+def already_loaded(instance: dg.DagsterInstance, key: dg.AssetKey, changed_at: float) -> bool:
+    """Whether a run that started after the change (e.g. the cycle) already materialized the stream: then
+    the change is in the cursor without a run, and a sensor's first tick after a cycle re-ingests nothing."""
+    started = latest_load_start(instance, key)
+    return started is not None and started > changed_at
+
+
+def _split_loaded(
+    instance: dg.DagsterInstance,
+    keys: Mapping[str, dg.AssetKey],
+    changed: Mapping[str, str],
+    changed_at: Mapping[str, float | None],
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(streams to ingest, streams a run already loaded) -> cursor tokens."""
+    loaded = {
+        stream: token
+        for stream, token in changed.items()
+        if (when := changed_at.get(stream)) is not None and already_loaded(instance, keys[stream], when)
+    }
+    return {s: t for s, t in changed.items() if s not in loaded}, loaded
+
+
 # ---------------------------------------------------------------- file drops
 
 
@@ -46,6 +78,11 @@ class FolderSignature:
 
     def token(self) -> str:
         return f"{self.files}-{self.size}-{self.mtime_ns}"
+
+    @staticmethod
+    def newest_change(token: str) -> float:
+        """The newest file's modification time (epoch seconds) of a `token()`."""
+        return int(token.rsplit("-", 1)[1]) / 1e9
 
 
 def folder_signature(
@@ -126,9 +163,14 @@ def build_file_drop_sensor(
                 f"{drop_dir}: folders {unknown} have files but no asset {RAW}/{source}/<stream>; "
                 "declare the stream in defs/ingestion/sources.yaml."
             )
-        triggered = {stream: token for stream, token in changed.items() if stream in keys}
+        known = {stream: token for stream, token in changed.items() if stream in keys}
+        changed_at = {stream: FolderSignature.newest_change(token) for stream, token in known.items()}
+        triggered, loaded = _split_loaded(context.instance, keys, known, changed_at)
+        if loaded:
+            context.log.info(f"already loaded by a later run, not ingested again: {sorted(loaded)}")
         if not triggered:
-            return dg.SkipReason(f"no new files in {drop_dir}")
+            cursor_now = json.dumps({**cursor, **loaded}, sort_keys=True)
+            return dg.SensorResult(skip_reason=f"no new files in {drop_dir}", cursor=cursor_now)
         request = dg.RunRequest(
             run_key=f"{source}:" + ",".join(f"{s}@{t}" for s, t in sorted(triggered.items())),
             asset_selection=[keys[stream] for stream in sorted(triggered)],
@@ -136,7 +178,7 @@ def build_file_drop_sensor(
         )
         context.log.info(f"new files for streams {sorted(triggered)}")
         return dg.SensorResult(
-            run_requests=[request], cursor=json.dumps({**cursor, **triggered}, sort_keys=True)
+            run_requests=[request], cursor=json.dumps({**cursor, **loaded, **triggered}, sort_keys=True)
         )
 
     return _sensor
@@ -171,6 +213,15 @@ def read_watermarks(
             found[table] = high.isoformat() if hasattr(high, "isoformat") else str(high)
     connection.close()
     return found
+
+
+def _epoch(mark: str) -> float | None:
+    """A watermark as epoch seconds (naive timestamps are taken as UTC); None when it is not a time."""
+    try:
+        moment = datetime.fromisoformat(mark)
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def build_watermark_sensor(
@@ -217,8 +268,13 @@ def build_watermark_sensor(
             for stream, table in table_of.items()
             if table in marks and cursor.get(stream) != marks[table]
         }
+        changed_at = {stream: _epoch(mark) for stream, mark in moved.items()}
+        moved, loaded = _split_loaded(context.instance, keys, moved, changed_at)
         if not moved:
-            return dg.SkipReason(f"watermarks unchanged: {marks}")
+            return dg.SensorResult(
+                skip_reason=f"watermarks unchanged or already loaded: {marks}",
+                cursor=json.dumps({**cursor, **loaded}, sort_keys=True),
+            )
         observations = [
             dg.AssetObservation(
                 asset_key=keys[stream],
@@ -238,7 +294,7 @@ def build_watermark_sensor(
         return dg.SensorResult(
             run_requests=[request],
             asset_events=observations,
-            cursor=json.dumps({**cursor, **moved}, sort_keys=True),
+            cursor=json.dumps({**cursor, **loaded, **moved}, sort_keys=True),
         )
 
     return _sensor

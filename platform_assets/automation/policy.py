@@ -151,7 +151,8 @@ def _downstream_condition(
     if condition == "manual":
         return None
     if condition == "eager":
-        return conditions.eager(blocking_checks=checks)
+        retry = (settings.cycle.cron, settings.cycle.timezone) if layer_policy.retry_failed_checks else None
+        return conditions.eager(blocking_checks=checks, retry_failed_checks=retry)
     if condition == "on_cron":
         return conditions.on_cron(cron, timezone, blocking_checks=checks)
     return conditions.on_cadence(cron, timezone)

@@ -92,9 +92,9 @@ class AutomationDeclaration(BaseModel):
     model_config = ConfigDict(extra="forbid")
     condition: Condition | None = Field(
         default=None,
-        description="eager: run when any dependency updated (OR). on_cron: once per `cron` tick after all "
-        "dependencies updated since the tick (AND). on_cadence: on every `cron` tick (sources). "
-        "manual: no automation.",
+        description="eager: run when any input's data (or the own code version) changed (OR). on_cron: "
+        "once per `cron` tick after all dependencies updated since the tick (AND). on_cadence: on every "
+        "`cron` tick (sources). manual: no automation.",
     )
     cron: str | None = Field(
         default=None, description="Cron for on_cron / on_cadence (the cycle's by default)."
@@ -127,6 +127,11 @@ class LayerPolicy(BaseModel):
         default_factory=list, description="Groups of this layer without a default freshness policy."
     )
     blocking_checks: bool = False
+    retry_failed_checks: bool = Field(
+        default=False,
+        description="Also run once per cycle while one of the asset's own checks failed (a sync's rejected "
+        "records are sent again), even when its inputs did not change.",
+    )
 
 
 class Override(BaseModel):
@@ -157,7 +162,10 @@ def _default_layers() -> dict[str, LayerPolicy]:
             freshness_skip_groups=["staging"],
         ),
         "activation": LayerPolicy(
-            condition="eager", freshness=Freshness(fail_after="3h", warn_after="2h"), blocking_checks=True
+            condition="eager",
+            freshness=Freshness(fail_after="3h", warn_after="2h"),
+            blocking_checks=True,
+            retry_failed_checks=True,
         ),
     }
 

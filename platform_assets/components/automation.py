@@ -15,7 +15,7 @@ import dagster as dg
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from platform_assets import environment
-from platform_assets.automation import change_events, event_sensors, jobs, meltano_state, path_sensors
+from platform_assets.automation import change_events, event_sensors, jobs, meltano_state, path_sensors, unchanged
 from platform_assets.automation.alerts import AlertsResource, parse_channels
 from platform_assets.automation.policy import POLICY_METADATA_KEY
 from platform_assets.automation.settings import LAYER_TAG, LAYERS, PolicySettings
@@ -221,6 +221,7 @@ def build_automation_defs(
         path_sensors.build_freshness_alert_sensor(
             sensor_status, alerts.freshness_states, sensors.path_interval_seconds
         ),
+        unchanged.build_unchanged_lineage_sensor(sensor_status, sensors.path_interval_seconds),
     ]
     return dg.Definitions(
         assets=[jobs.cycle_status_asset()],

@@ -315,6 +315,17 @@ def landed_counts(warehouse: Warehouse, schema: str, table: str, since: datetime
         return int(landed[0]), int(total[0])
 
 
+def stream_data_version(warehouse: Warehouse, schema: str, table: str) -> dg.DataVersion:
+    """The raw table's content version: its row count and newest `_sdc_batched_at`. A run that landed no
+    row leaves both as they were, so downstream automation sees no change (docs/automation.md)."""
+    with warehouse.session(read_only=True) as session:
+        if not _table_exists(session, schema, table):
+            return dg.DataVersion("empty")
+        name = f"{quote_identifier(schema)}.{quote_identifier(table)}"
+        rows, newest = session.fetchone(f"SELECT count(*), max(_sdc_batched_at) FROM {name}")
+        return dg.DataVersion(f"rows={rows};batched_at={newest}")
+
+
 def reconcile(asset_key: dg.AssetKey, extracted: int, landed: int) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         asset_key=asset_key,
@@ -428,6 +439,7 @@ def build_source_assets(
             landed, total = landed_counts(warehouse, schema, stream, marks[stream])
             yield dg.MaterializeResult(
                 asset_key=key,
+                data_version=stream_data_version(warehouse, schema, stream),
                 metadata={
                     "rows_extracted": extracted,
                     "rows_landed": landed,

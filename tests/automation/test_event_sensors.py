@@ -3,6 +3,7 @@ without change launch nothing."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -82,6 +83,25 @@ def test_landing_sensor_triggers_only_streams_whose_files_arrived(landing: Path)
     second = _tick(sensor, defs, instance, again.cursor or first.cursor)
     assert _requested(second) == [["raw/landing/invoices"]], "only the stream with a new file"
     assert second.run_requests[0].run_key != first.run_requests[0].run_key
+
+
+def test_first_tick_after_a_cycle_does_not_ingest_what_the_cycle_loaded(landing: Path) -> None:
+    """Files that settled before a run of their stream started (the cycle) were read by it: the first tick
+    puts them in the cursor without a run; a file that lands after the run started still triggers."""
+    sensor = build_file_drop_sensor("partner", "{landing_dir}", settle_seconds=0)
+    assets = _stream_assets("partner", ["orders", "refunds"])
+    defs = dg.Definitions(assets=assets, sensors=[sensor])
+    instance = dg.DagsterInstance.ephemeral()
+    _drop(landing / "orders", "a.csv", "order_id\no_1\n", age_seconds=120)
+    _drop(landing / "refunds", "a.csv", "refund_id\nr_1\n", age_seconds=120)
+    assert dg.materialize(assets, instance=instance).success  # the cycle
+
+    first = _tick(sensor, defs, instance, None)
+    assert first.run_requests == [], "the cycle already loaded both folders"
+    assert set(json.loads(first.cursor)) == {"orders", "refunds"}, "what the cycle loaded is remembered"
+
+    _drop(landing / "refunds", "b.csv", "refund_id\nr_2\n", age_seconds=0)  # lands after the cycle started
+    assert _requested(_tick(sensor, defs, instance, first.cursor)) == [["raw/partner/refunds"]]
 
 
 def test_landing_sensor_sees_rows_appended_to_an_existing_file(landing: Path) -> None:
@@ -196,6 +216,25 @@ def test_watermark_sensor_ingests_only_streams_whose_watermark_moved(app_db: tup
     assert moved.run_requests[0].run_key != first.run_requests[0].run_key
     assert [e.asset_key.to_user_string() for e in moved.asset_events] == ["raw/app_db/users"]
     assert _tick(sensor, defs, instance, moved.cursor).run_requests == []
+
+
+@pytest.mark.postgres
+def test_watermark_sensor_first_tick_skips_what_a_run_already_loaded(app_db: tuple) -> None:
+    """Rows updated before a run of their stream started were extracted by it; a later update triggers."""
+    schema, connection = app_db
+    sensor = build_watermark_sensor("app_db", APP_DB_URL, schema=schema)
+    assets = _stream_assets("app_db", ["workspaces", "users"])
+    defs = dg.Definitions(assets=assets)
+    instance = dg.DagsterInstance.ephemeral()
+    assert dg.materialize(assets, instance=instance).success  # the cycle, after the 2026-03-01 rows
+
+    first = _tick(sensor, defs, instance, None)
+    assert first.run_requests == [] and not first.asset_events, "the cycle already loaded both tables"
+    assert set(json.loads(first.cursor)) == {"workspaces", "users"}
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"update {schema}.users set updated_at = now() + interval '1 hour'")
+    assert _requested(_tick(sensor, defs, instance, first.cursor)) == [["raw/app_db/users"]]
 
 
 @pytest.mark.postgres

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 import pytest
+from dagster._core.definitions.data_version import DATA_VERSION_TAG  # the tag a data version is stored in
 
 from automation.platform_like import CHECK_OUTCOME, platform_assets, platform_defs
 from platform_assets.automation.jobs import CYCLE_TAG, INGESTION_CYCLE_JOB
@@ -34,6 +35,7 @@ class Platform:
         self.defs = platform_defs()
         self.instance = instance
         self.cursor = None
+        self.versions: dict[str, str] = {}
         # Simulated time starts after the real clock, so every materialization is "before" the next tick.
         self.now = dt.datetime.now(dt.UTC).replace(minute=1, second=0, microsecond=0) + dt.timedelta(hours=1)
         self.keys = [spec.key for spec in self.defs.resolve_all_asset_specs()]
@@ -47,11 +49,16 @@ class Platform:
         self.cursor = result.cursor
         return {key.to_user_string() for key in self.keys if result.get_num_requested(key)}
 
-    def update(self, keys: set[str]) -> None:
-        """Record that these assets updated (a quick stand-in for their runs; checks report as they would)."""
+    def update(self, keys: set[str], new_data: bool = True) -> None:
+        """Record that these assets updated (a quick stand-in for their runs): with `new_data` each gets a
+        new data version, as a stream that landed rows or a model rebuilt from them; without, it keeps its
+        version, as a stream whose run found nothing new. Checks report as they would."""
         for key in sorted(keys, key=TOPOLOGICAL_ORDER.index):
             asset_key = dg.AssetKey.from_user_string(key)
-            self.instance.report_runless_asset_event(dg.AssetMaterialization(asset_key))
+            if new_data or key not in self.versions:
+                self.versions[key] = f"v{len(self.versions)}-{time.monotonic_ns()}"
+            tags = {DATA_VERSION_TAG: self.versions[key]}
+            self.instance.report_runless_asset_event(dg.AssetMaterialization(asset_key, tags=tags))
             if key == "activation/act_salesforce_account_arr":
                 passed = CHECK_OUTCOME["act_salesforce_account_arr"]
                 self.instance.report_runless_asset_event(
@@ -102,9 +109,14 @@ def test_source_with_own_cadence_is_requested_on_its_ticks_only(platform: Platfo
     quarter = platform.now.replace(minute=14)
     assert "raw/salesforce/account" not in platform.tick(quarter)
     requested = platform.tick(quarter + dt.timedelta(minutes=2))  # 15-minute tick passed
-    assert "raw/salesforce/account" in requested
-    platform.update(requested)
-    assert platform.tick(quarter + dt.timedelta(minutes=3)) == set()
+    assert requested == {"raw/salesforce/account"}, "a source on its cadence may find nothing new"
+    platform.update(requested, new_data=False)  # its run landed 0 rows
+    assert platform.tick(quarter + dt.timedelta(minutes=3)) == set(), "no new data, nothing downstream"
+    platform.update(requested)  # a later run lands rows: exactly its lineage follows
+    lineage = platform.tick(quarter + dt.timedelta(minutes=4))
+    assert lineage == {"activation/act_salesforce_account_arr", "salesforce/account_arr"}
+    platform.update(lineage)
+    assert platform.tick(quarter + dt.timedelta(minutes=5)) == set()
 
 
 def test_domains_update_independently_and_nothing_is_requested_twice(platform: Platform) -> None:
@@ -154,21 +166,22 @@ def test_expensive_model_runs_on_its_own_cron_after_its_inputs(platform: Platfor
     if three_am <= start:
         three_am += dt.timedelta(days=1)
     before = platform.tick(three_am - dt.timedelta(minutes=30))  # Salesforce's own cadence passed
-    assert "raw/salesforce/account" in before and "activation/act_salesforce_account_arr" in before
-    assert "sales/sales_pipeline" not in before, "the expensive model ignores updates between its cron ticks"
+    assert before == {"raw/salesforce/account"}
     platform.update(before)
-    assert platform.tick(three_am - dt.timedelta(minutes=29)) == set()
+    lineage = platform.tick(three_am - dt.timedelta(minutes=29))
+    assert "activation/act_salesforce_account_arr" in lineage
+    assert "sales/sales_pipeline" not in lineage, "the expensive model ignores updates between its cron ticks"
+    platform.update(lineage)
+    assert platform.tick(three_am - dt.timedelta(minutes=28)) == set()
     # At 03:00 its input is requested too: "all inputs updated since the tick" counts inputs requested in
     # the same tick, so the model joins that run and runs after its input.
     requested = platform.tick(three_am + dt.timedelta(seconds=30))
-    assert requested == {
-        "raw/salesforce/account",
-        "sales/sales_pipeline",
-        "activation/act_salesforce_account_arr",
-        "salesforce/account_arr",
-    }
+    assert requested == {"raw/salesforce/account", "sales/sales_pipeline"}
     platform.update(requested)
-    assert platform.tick(three_am + dt.timedelta(minutes=2)) == set()
+    follow = platform.tick(three_am + dt.timedelta(minutes=2))  # the source's new data reaches its lineage
+    assert follow == {"activation/act_salesforce_account_arr", "salesforce/account_arr"}
+    platform.update(follow)
+    assert platform.tick(three_am + dt.timedelta(minutes=3)) == set()
     next_quarter = platform.tick(three_am + dt.timedelta(minutes=16))
     assert "raw/salesforce/account" in next_quarter and "sales/sales_pipeline" not in next_quarter, (
         "once per cron tick"
