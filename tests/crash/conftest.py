@@ -90,18 +90,29 @@ def kill_when(
 
 
 def descendant_running(process: subprocess.Popen, name: str) -> bool:
-    """Whether a process whose command line mentions `name` runs under `process` (e.g. meltano, dbt)."""
+    """Whether a program called `name` (e.g. target-duckdb, dbt) runs under `process`."""
     try:
         children = psutil.Process(process.pid).children(recursive=True)
     except psutil.NoSuchProcess:
         return False
     for child in children:
         try:
-            if any(name in part for part in child.cmdline()):
+            if any(Path(part).name == name for part in child.cmdline()[:2]):
                 return True
         except psutil.Error:
             continue
     return False
+
+
+def logged(platform: Platform, text: str, times: int = 1) -> bool:
+    """Whether the in-progress run logged a message containing `text` at least `times` times (the
+    platform forwards Meltano's and dbt's lines to the run's log)."""
+    instance = platform.instance
+    runs = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+    count = 0
+    for run in runs:
+        count += sum(text in (entry.user_message or "") for entry in instance.all_logs(run.run_id))
+    return count >= times
 
 
 def slot_holders(instance: dg.DagsterInstance, pool: str = POOL) -> set[str]:
