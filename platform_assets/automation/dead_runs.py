@@ -201,7 +201,8 @@ def declared_alerts(declaration: Path = DECLARATION) -> AlertsResource:
 
 def main() -> None:
     """Reap the dead runs of the instance in DAGSTER_HOME (tasks.py runs this before Dagster starts)."""
-    logging.basicConfig(level=logging.INFO, format="[dead runs] %(message)s", stream=sys.stdout)
+    logging.basicConfig(level=logging.WARNING, format="[dead runs] %(message)s", stream=sys.stdout)
+    LOGGER.setLevel(logging.INFO)
     with dg.DagsterInstance.get() as instance:
         reaped = reap(instance, declared_alerts())
     LOGGER.info(f"{len(reaped)} dead run(s) reaped" if reaped else "no dead runs")

@@ -406,9 +406,8 @@ class SalesforceSyncRun:
         except SalesforceError as exc:
             raise SalesforceError(
                 f"Sync {self.spec.name}: Bulk job {job_id}, left pending by run {run_id}, has no results "
-                f"yet ({exc}). Re-run later; if Salesforce shows the job Open (its upload never completed), "
-                "abort it in Setup > Bulk Data Load Jobs and mark it with: UPDATE "
-                f"{self.store.table('sync_jobs')} SET status = 'abandoned' WHERE job_id = '{job_id}'."
+                f"yet ({exc}). Salesforce is still processing it: re-run later (or raise "
+                "recovery_timeout_seconds); its records are applied then, never sent twice."
             ) from exc
         finally:
             self.client.poll_timeout = saved
