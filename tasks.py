@@ -72,9 +72,11 @@ def spawn(args: Sequence[str | os.PathLike], **popen: object) -> subprocess.Pope
 
 
 def process_start(pid: int) -> str | None:
-    """When the process started (opaque), to tell it from a later process given the same pid; None if gone."""
+    """When the process started (opaque), to tell it from a later process given the same pid; None if gone
+    (or a zombie: dead, only waiting to be reaped)."""
     with contextlib.suppress(OSError, IndexError):
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]  # field 22, starttime
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return None if fields[0] == "Z" else fields[19]  # fields 3 (state) and 22 (starttime)
     if Path("/proc/self/stat").exists():
         return None
     ps = subprocess.run(["ps", "-o", "lstart=", "-p", str(pid)], capture_output=True, text=True)  # macOS
