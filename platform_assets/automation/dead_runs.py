@@ -78,6 +78,8 @@ class Worker:
             )
         except (psutil.NoSuchProcess, psutil.ZombieProcess):
             return False
+        except psutil.AccessDenied:  # cannot tell (another user's process): never fail a run on a guess
+            return True
 
 
 # ------------------------------------------------------------------------------------ the run's side

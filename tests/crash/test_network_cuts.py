@@ -44,6 +44,14 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except OSError:
+        return False
+
+
 class Server:
     """A sandbox in its own process, on a fixed port, that can be killed and started again."""
 
@@ -55,14 +63,11 @@ class Server:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(self.health, timeout=2):
-                    return
-            except OSError:
-                assert self.process.poll() is None, self.log.read_text()[-2000:]
-                assert time.monotonic() < deadline, f"{self.health} did not answer"
-                time.sleep(0.1)
+        while not answers(self.health):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError(f"{self.health} did not answer: {self.log.read_text()[-2000:]}")
+            time.sleep(0.1)
 
     def cut(self) -> None:
         assert self.process is not None
@@ -134,20 +139,8 @@ def hightouch_post(url: str, path: str, body: dict) -> dict:
         return json.loads(response.read())
 
 
-def test_hightouch_cut_during_a_run_then_the_next_run_delivers_each_row_once(
-    platform: Platform, monkeypatch: pytest.MonkeyPatch
-):
-    users = 7
-    connection = connect_duckdb(platform.local_dir / "warehouse.duckdb")
-    try:
-        connection.execute("CREATE SCHEMA marketing")
-        connection.execute(
-            "CREATE TABLE marketing.mkt_audience_trial_nurture AS SELECT 'user' || i || '@example.com' "
-            "AS email, 'User ' || i AS first_name, i AS usage_score FROM range(?) t(i)",
-            [users],
-        )
-    finally:
-        connection.close()
+@pytest.fixture
+def hightouch(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Server, str]]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [
@@ -169,6 +162,25 @@ def test_hightouch_cut_during_a_run_then_the_next_run_delivers_each_row_once(
     server = Server(command, f"{url}/health", platform.local_dir / "hightouch.log")
     server.start()
     monkeypatch.setenv("HIGHTOUCH_SANDBOX_PORT", str(port))
+    yield server, url
+    server.stop()
+
+
+def test_hightouch_cut_during_a_run_then_the_next_run_delivers_each_row_once(
+    platform: Platform, hightouch: tuple[Server, str]
+):
+    users = 7
+    connection = connect_duckdb(platform.local_dir / "warehouse.duckdb")
+    try:
+        connection.execute("CREATE SCHEMA marketing")
+        connection.execute(
+            "CREATE TABLE marketing.mkt_audience_trial_nurture AS SELECT 'user' || i || '@example.com' "
+            "AS email, 'User ' || i AS first_name, i AS usage_score FROM range(?) t(i)",
+            [users],
+        )
+    finally:
+        connection.close()
+    server, url = hightouch
     defs = dg.build_defs_for_component(
         HightouchSyncsComponent(
             syncs_dir=str(DEFAULT_SYNCS_DIR),
@@ -179,33 +191,30 @@ def test_hightouch_cut_during_a_run_then_the_next_run_delivers_each_row_once(
         )
     )
     (asset,) = [a for a in defs.assets if a.key == dg.AssetKey(["hightouch", "trial_nurture_braze"])]
-    try:
-        hightouch_post(url, "/__sandbox/faults", {"sync": TRIAL, "mode": "stall"})
-        outcome: list[bool] = []
-        first = threading.Thread(
-            target=lambda: outcome.append(
-                dg.materialize(
-                    [asset], resources=defs.resources, instance=platform.instance, raise_on_error=False
-                ).success
-            )
+    hightouch_post(url, "/__sandbox/faults", {"sync": TRIAL, "mode": "stall"})
+    outcome: list[bool] = []
+    first = threading.Thread(
+        target=lambda: outcome.append(
+            dg.materialize(
+                [asset], resources=defs.resources, instance=platform.instance, raise_on_error=False
+            ).success
         )
-        first.start()
-        sync_id = hightouch_get(url, f"/api/v1/syncs?slug={TRIAL}")["data"][0]["id"]
-        deadline = time.monotonic() + 120
-        while not any(
-            r["status"] == "processing" for r in hightouch_get(url, f"/api/v1/syncs/{sync_id}/runs")["data"]
-        ):
-            assert time.monotonic() < deadline, "the Hightouch run never started processing"
-            time.sleep(0.05)
-        server.cut()
-        first.join(timeout=300)
-        assert outcome == [False], "the run must fail while Hightouch is unreachable"
+    )
+    first.start()
+    sync_id = hightouch_get(url, f"/api/v1/syncs?slug={TRIAL}")["data"][0]["id"]
+    deadline = time.monotonic() + 120
+    while not any(
+        r["status"] == "processing" for r in hightouch_get(url, f"/api/v1/syncs/{sync_id}/runs")["data"]
+    ):
+        assert time.monotonic() < deadline, "the Hightouch run never started processing"
+        time.sleep(0.05)
+    server.cut()
+    first.join(timeout=300)
+    assert outcome == [False], "the run must fail while Hightouch is unreachable"
 
-        server.start()
-        second = dg.materialize([asset], resources=defs.resources, instance=platform.instance)
-        assert second.success
-        deliveries = hightouch_get(url, f"/__sandbox/deliveries?sync={TRIAL}")["data"]
-        delivered = [d["record_key"] for d in deliveries]
-        assert sorted(delivered) == sorted(f"user{i}@example.com" for i in range(users))
-    finally:
-        server.stop()
+    server.start()
+    second = dg.materialize([asset], resources=defs.resources, instance=platform.instance)
+    assert second.success
+    deliveries = hightouch_get(url, f"/__sandbox/deliveries?sync={TRIAL}")["data"]
+    delivered = [d["record_key"] for d in deliveries]
+    assert sorted(delivered) == sorted(f"user{i}@example.com" for i in range(users))
