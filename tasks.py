@@ -56,10 +56,31 @@ CHILDREN: list[subprocess.Popen] = []
 STOP_GRACE_SECONDS = float(os.environ.get("TASKS_STOP_GRACE_SECONDS", "10"))
 
 
+# While exclusive() holds the lock on a local dir: the file where each child's group is recorded, so that the
+# next tasks.py on that dir can stop what a SIGKILLed tasks.py left running (sandboxes holding the ports, a
+# `dagster job execute` still writing the warehouse).
+GROUPS_FILE: Path | None = None
+
+
 def spawn(args: Sequence[str | os.PathLike], **popen: object) -> subprocess.Popen:
     process = subprocess.Popen([str(a) for a in args], start_new_session=True, **popen)
     CHILDREN.append(process)
+    if GROUPS_FILE is not None:
+        with open(GROUPS_FILE, "a") as groups:
+            groups.write(f"{process.pid} {process_start(process.pid)}\n")
     return process
+
+
+def process_start(pid: int) -> str | None:
+    """When the process started (opaque), to tell it from a later process given the same pid; None if gone
+    (or a zombie: dead, only waiting to be reaped)."""
+    with contextlib.suppress(OSError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return None if fields[0] == "Z" else fields[19]  # fields 3 (state) and 22 (starttime)
+    if Path("/proc/self/stat").exists():
+        return None
+    ps = subprocess.run(["ps", "-o", "lstart=", "-p", str(pid)], capture_output=True, text=True)  # macOS
+    return ps.stdout.strip() or None
 
 
 def group_alive(pgid: int) -> bool:
@@ -92,6 +113,38 @@ def stop(processes: Sequence[subprocess.Popen], grace: float = STOP_GRACE_SECOND
     """SIGTERM each process's group, wait up to `grace` seconds for the groups to empty, then SIGKILL them."""
     with signals_deferred():
         stop_now(processes, grace)
+
+
+def stop_groups(pgids: Sequence[int], grace: float = STOP_GRACE_SECONDS) -> None:
+    """Like stop(), for groups whose leader is not our child (left by an earlier tasks.py)."""
+    for pgid in pgids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while any(group_alive(pgid) for pgid in pgids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pgid in pgids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+
+
+def reclaim_orphans(groups_file: Path) -> None:
+    """Stop the process groups a dead tasks.py recorded and left running (we hold its lock, so it is dead).
+
+    A group is ours while its leader has the recorded start time, or while the leader is gone but members
+    remain (the kernel gives no new process a pid still in use as a group id)."""
+    with contextlib.suppress(FileNotFoundError):
+        left = []
+        for line in groups_file.read_text().splitlines():
+            pid, _, started = line.partition(" ")
+            now = process_start(int(pid))
+            if (now is not None and now == started) or (now is None and group_alive(int(pid))):
+                left.append(int(pid))
+        if left:
+            log(f"stopping {len(left)} process group(s) an earlier, killed tasks.py left running: {left}")
+            with signals_deferred():
+                stop_groups(left)
+    groups_file.write_text("")
 
 
 def stop_now(processes: Sequence[subprocess.Popen], grace: float) -> None:
@@ -181,8 +234,14 @@ def exclusive(local_dir: Path, command: str) -> Iterator[None]:
         lock.truncate()
         lock.write(f"pid {os.getpid()} (python3 tasks.py {command})\n")
         lock.flush()
-        with stopping_on_exit():  # before the lock is released: the next run must not meet our processes
-            yield
+        global GROUPS_FILE
+        GROUPS_FILE = local_dir / "tasks.groups"
+        reclaim_orphans(GROUPS_FILE)
+        try:
+            with stopping_on_exit():  # before the lock is released: the next run must not meet our processes
+                yield
+        finally:
+            GROUPS_FILE = None
 
 
 # Files that tools write inside the set-up's inputs; they must not make set-up run again.
@@ -277,6 +336,12 @@ def prepare_instance(env: dict[str, str]) -> None:
     if not applied.exists() or applied.read_text() != pools.read_text():
         run([PYTHON, ROOT / "deploy" / "apply_pools.py", "local"], env=env)
         applied.write_text(pools.read_text())
+
+
+def reap_dead_runs(env: dict[str, str]) -> None:
+    """Fail the runs of the local instance whose process died (e.g. a SIGKILLed cycle) and free their pool
+    slots, or a dead run's `warehouse` slot blocks this cycle (platform_assets/automation/dead_runs.py)."""
+    run([PYTHON, "-m", "platform_assets.automation.dead_runs"], env=env)
 
 
 def generate_sample_company(env: dict[str, str], scale: str = DEMO_SCALE) -> None:
@@ -396,6 +461,7 @@ def cycle(_: argparse.Namespace) -> None:
     with exclusive(Path(env["PLATFORM_LOCAL_DIR"]), "cycle"):
         setup()
         prepare_instance(env)
+        reap_dead_runs(env)
         generate_sample_company(env)
         with sandboxes(env):
             failed = call([BIN / "dagster", "job", "execute", "-m", DEFINITIONS, "-j", CYCLE_JOB], env=env)
@@ -412,6 +478,7 @@ def ui(_: argparse.Namespace) -> None:
     with exclusive(Path(env["PLATFORM_LOCAL_DIR"]), "ui"):
         setup()
         prepare_instance(env)
+        reap_dead_runs(env)
         generate_sample_company(env)
         port = env.get("DAGSTER_UI_PORT", "3000")  # another port lets a second checkout run its own UI
         with sandboxes(env):

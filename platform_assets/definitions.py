@@ -8,6 +8,7 @@ import dagster as dg
 
 from platform_assets import environment
 from platform_assets.automation import apply_platform_policy
+from platform_assets.automation.dead_runs import with_worker_identity
 from platform_assets.resources import warehouse_resource
 
 # The main job: one full platform cycle — ingestion, every dbt domain, then the syncs — in lineage order.
@@ -28,7 +29,10 @@ def defs() -> dg.Definitions:
         resources={"warehouse": warehouse_resource(env)},
         jobs=[platform_cycle],
         # Locally the `warehouse` pool serialises every writer anyway, and a step subprocess would pay the
-        # definitions load again; ci/prod keep Dagster's multiprocess default.
-        executor=dg.in_process_executor if env.is_local else None,
+        # definitions load again; ci/prod keep Dagster's multiprocess default. Either way each run is
+        # tagged with the process orchestrating it, so a dead run is found and released (dead_runs.py).
+        executor=with_worker_identity(
+            dg.in_process_executor if env.is_local else dg.multi_or_in_process_executor
+        ),
     )
     return apply_platform_policy(dg.Definitions.merge(declared, platform))

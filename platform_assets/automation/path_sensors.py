@@ -14,6 +14,7 @@ from collections.abc import Collection, Sequence
 import dagster as dg
 
 from platform_assets.automation.alerts import Alert, AlertsResource
+from platform_assets.automation.dead_runs import REAPED_TAG
 from platform_assets.automation.jobs import CYCLE_ASSET_KEY, CYCLE_TAG, FailedRunReport
 from platform_assets.automation.settings import LAYER_TAG
 
@@ -71,6 +72,8 @@ def build_run_failure_sensor(
         run = context.dagster_run
         assets = failed_assets(context.instance, run)
         error = failure_text(context)
+        if run.tags.get(REAPED_TAG):
+            return dg.SkipReason(f"run {run.run_id} died; the dead-run reaper already alerted")
         if run.job_name == recovery_job.name:
             # The recovery path itself failed (e.g. every channel down): leave a line in the log at least.
             context.log.error(f"recovery run {run.run_id} failed: {error}")

@@ -15,7 +15,15 @@ import dagster as dg
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from platform_assets import environment
-from platform_assets.automation import change_events, event_sensors, jobs, meltano_state, path_sensors, unchanged
+from platform_assets.automation import (
+    change_events,
+    dead_runs,
+    event_sensors,
+    jobs,
+    meltano_state,
+    path_sensors,
+    unchanged,
+)
 from platform_assets.automation.alerts import AlertsResource, parse_channels
 from platform_assets.automation.policy import POLICY_METADATA_KEY
 from platform_assets.automation.settings import LAYER_TAG, LAYERS, PolicySettings
@@ -89,6 +97,9 @@ class SensorSettings(BaseModel):
     watermarks: list[WatermarkSensorSettings] = Field(default_factory=list)
     change_events: list[ChangeEventSensorSettings] = Field(default_factory=list)
     path_interval_seconds: int = 30
+    dead_run_interval_seconds: int = Field(
+        default=30, description="How often the dead_run_reaper sensor looks for runs whose process died."
+    )
 
     def check_sources(self, declared: Collection[str], sources_file: Path, where: str) -> None:
         """Every event sensor starts a declared source; fails naming the key otherwise."""
@@ -222,6 +233,8 @@ def build_automation_defs(
             sensor_status, alerts.freshness_states, sensors.path_interval_seconds
         ),
         unchanged.build_unchanged_lineage_sensor(sensor_status, sensors.path_interval_seconds),
+        # Runs in every environment by default: a dead run's pool slots would otherwise block all later runs.
+        dead_runs.build_dead_run_sensor(dg.DefaultSensorStatus.RUNNING, sensors.dead_run_interval_seconds),
     ]
     return dg.Definitions(
         assets=[jobs.cycle_status_asset()],

@@ -258,17 +258,56 @@ class MeltanoResource(dg.ConfigurableResource):
         def forward(level: str, message: str) -> None:
             getattr(log, level, log.info)(message)
 
-        return run_pipeline(
-            extractor=extractor,
-            loader=loader,
-            source=source,
-            tap_streams=tap_streams,
-            full_refresh=full_refresh,
-            log=forward,
-            project_root=Path(self.project_dir),
-            extractor_settings=extractor_settings,
-            loader_settings=loader_settings,
-        )
+        def meltano_run(force: bool = False) -> RunResult:
+            return run_pipeline(
+                extractor=extractor,
+                loader=loader,
+                source=source,
+                tap_streams=tap_streams,
+                full_refresh=full_refresh,
+                force=force,
+                log=forward,
+                project_root=Path(self.project_dir),
+                extractor_settings=extractor_settings,
+                loader_settings=loader_settings,
+            )
+
+        try:
+            return meltano_run()
+        except MeltanoRunError as error:
+            if not error.blocked_by_another_run():
+                raise
+            others = runs_loading(context, set(context.selected_asset_keys))
+            if others:
+                raise MeltanoRunError(
+                    f"{error}\n  (loading these streams now: run(s) {others})", error.result
+                ) from None
+            # Dagster knows every run that could be loading these streams, and none is: the Meltano run on
+            # record belongs to a run that died (the dead-run reaper failed it). Do not wait 5 minutes.
+            log.warning(
+                "Meltano records this pipeline as running, but no live run loads these streams: the "
+                "record is left by a run that died; running with --force"
+            )
+            return meltano_run(force=True)
+
+
+def runs_loading(context: dg.AssetExecutionContext, keys: set[dg.AssetKey]) -> list[str]:
+    """Other in-progress runs that planned to materialize any of `keys`."""
+    statuses = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+    others = []
+    for run in context.instance.get_runs(filters=dg.RunsFilter(statuses=statuses)):
+        if run.run_id == context.run_id:
+            continue
+        planned = context.instance.get_records_for_run(
+            run_id=run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED, limit=100_000
+        ).records
+        if any(
+            r.event_log_entry.dagster_event.asset_key in keys
+            for r in planned
+            if r.event_log_entry.dagster_event
+        ):
+            others.append(run.run_id)
+    return others
 
 
 class MeltanoRunConfig(dg.Config):

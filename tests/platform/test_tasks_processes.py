@@ -249,3 +249,43 @@ def test_a_signal_during_a_stop_is_handled_after_it(stubborn) -> None:
     finally:
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, signal.default_int_handler)  # on_signal ignored both while stopping
+
+
+# A tasks.py stand-in: takes the lock on a local dir, starts a child group (child and grandchild), waits.
+HOLDER = """
+import importlib.util, sys, time
+from pathlib import Path
+spec = importlib.util.spec_from_file_location("tasks_holder", sys.argv[1])
+tasks = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(tasks)
+with tasks.exclusive(Path(sys.argv[2]), "cycle"):
+    tasks.spawn([sys.executable, "-c", "import subprocess, sys, time; "
+                 "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)']); time.sleep(600)"])
+    time.sleep(600)
+"""
+
+
+def test_processes_left_by_a_sigkilled_tasks_py_are_stopped_by_the_next_one(tmp_path: Path) -> None:
+    local = tmp_path / "local"
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, ROOT / "tasks.py", local])
+    orphans = poll(
+        lambda: len(found := descendants(holder.pid)) >= 2 and found, 60, "the holder's child group"
+    )
+    holder.kill()  # SIGKILL: no chance to stop its children
+    holder.wait(timeout=30)
+    assert all(pid in processes() for pid in orphans), "the children outlive a SIGKILLed tasks.py"
+    # A recorded pid now held by an unrelated process (another start time) must be left alone.
+    unrelated = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True
+    )
+    try:
+        with open(local / "tasks.groups", "a") as groups:
+            groups.write(f"{unrelated.pid} 1\n")
+        tasks = load_tasks()
+
+        with tasks.exclusive(local, "cycle"):
+            assert [pid for pid in orphans if pid in processes()] == []
+            assert unrelated.poll() is None
+    finally:
+        unrelated.kill()
+        unrelated.wait(timeout=30)

@@ -18,7 +18,6 @@ from platform_assets import dbt_manifest
 from platform_assets.integrations.salesforce.client import (
     SalesforceClient,
     SalesforceCredentials,
-    SalesforceError,
     SalesforceUnavailable,
 )
 from platform_assets.integrations.salesforce.sync_engine import SyncMappingError, SyncReport, validate_mapping
@@ -327,7 +326,7 @@ def test_run_killed_after_salesforce_processed_the_jobs_is_recovered_without_dup
     assert len(state_ids) == 30 and set(state_ids) == org_ids
 
 
-def test_job_left_open_by_a_crash_before_upload_fails_with_a_runbook_and_sends_nothing(
+def test_job_left_open_by_a_crash_before_upload_is_aborted_and_its_records_sent_again(
     org: SandboxHandle, warehouse: Warehouse, sync: Callable[..., SyncReport], monkeypatch
 ):
     warehouse.make_leads(5)
@@ -341,11 +340,14 @@ def test_job_left_open_by_a_crash_before_upload_fails_with_a_runbook_and_sends_n
     with pytest.raises(Killed):
         sync(lead_spec(mode="insert", external_id_field=None))
     monkeypatch.setattr(SyncStore, "record_job", record_job)
+    (left_open,) = [job for job in org.sandbox.bulk.ingest_jobs() if job["state"] == "Open"]
 
-    with pytest.raises(SalesforceError, match="abort it in Setup"):
-        sync(lead_spec(mode="insert", external_id_field=None), recovery_timeout=0.3)
-    assert org.count("Lead") == 0
-    assert warehouse.state() == {}
+    report = sync(lead_spec(mode="insert", external_id_field=None))
+
+    assert org.sandbox.bulk.ingest_job(left_open["id"])["state"] == "Aborted"
+    assert report.recovered == 0 and report.succeeded["added"] == 5
+    assert org.count("Lead") == 5
+    assert len(warehouse.state()) == 5
 
 
 def test_every_run_writes_an_audit_row(warehouse: Warehouse, sync: Callable[..., SyncReport]):

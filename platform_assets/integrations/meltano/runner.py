@@ -50,6 +50,11 @@ class MeltanoRunError(RuntimeError):
         super().__init__(message)
         self.result = result
 
+    def blocked_by_another_run(self) -> bool:
+        """Meltano refused because its system database records this pipeline as running: either another
+        run loads it now, or one died (SIGKILL) and Meltano waits for its heartbeat to go stale (5 min)."""
+        return "pipeline is already running" in str(self)
+
 
 @dataclass
 class RunResult:
@@ -224,6 +229,7 @@ def run_pipeline(
     source: str,
     tap_streams: Iterable[str],
     full_refresh: bool = False,
+    force: bool = False,
     log: LogFn,
     env: PlatformEnvironment | None = None,
     project_root: Path = environment.MELTANO_PROJECT_DIR,
@@ -246,6 +252,8 @@ def run_pipeline(
     command = ["meltano", f"--environment={env.mode.value}", "--log-format=json", "run"]
     if full_refresh:
         command.append("--full-refresh")
+    if force:
+        command.append("--force")
     command += [extractor, loader]
     log(
         "info", f"Running `{' '.join(command)}` for streams {', '.join(streams)} (state id {result.state_id})"

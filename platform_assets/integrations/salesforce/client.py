@@ -523,6 +523,16 @@ class SalesforceClient:
         backoff = 1.5 ** max(0, retry_state.attempt_number - _STEADY_POLLS)
         return min(self.poll_interval * backoff, max(self.poll_interval, 10.0))
 
+    def ingest_job(self, job_id: str) -> dict:
+        """An ingest job's info (state, numberRecordsProcessed, …)."""
+        return self._request("GET", self._data_url(f"jobs/ingest/{job_id}")).json()
+
+    def abort_ingest_job(self, job_id: str) -> dict:
+        """Abort an ingest job that is Open or UploadComplete: Salesforce processes none of its records."""
+        return self._request(
+            "PATCH", self._data_url(f"jobs/ingest/{job_id}/"), json={"state": "Aborted"}
+        ).json()
+
     def job_results(self, job_id: str) -> IngestResult:
         """Wait for an existing ingest job (e.g. one left pending by a crash) and read its results."""
         info = self._wait_for_job("ingest", job_id)

@@ -393,6 +393,12 @@ class SalesforceSyncRun:
             )
 
     def _job_results(self, job_id: str, run_id: str) -> IngestResult:
+        if self.client.ingest_job(job_id).get("state") == "Open":
+            # Created, but its upload never completed: the run that created it is gone (recovery runs only
+            # in a later run of this sync), so it would stay Open and process nothing. Aborting it makes
+            # that certain; its records stay pending and are sent again by this run.
+            log.warning("Sync %s: aborting Bulk job %s left Open by run %s", self.spec.name, job_id, run_id)
+            self.client.abort_ingest_job(job_id)
         saved = self.client.poll_timeout
         self.client.poll_timeout = min(saved, self.recovery_timeout)
         try:
@@ -400,9 +406,8 @@ class SalesforceSyncRun:
         except SalesforceError as exc:
             raise SalesforceError(
                 f"Sync {self.spec.name}: Bulk job {job_id}, left pending by run {run_id}, has no results "
-                f"yet ({exc}). Re-run later; if Salesforce shows the job Open (its upload never completed), "
-                "abort it in Setup > Bulk Data Load Jobs and mark it with: UPDATE "
-                f"{self.store.table('sync_jobs')} SET status = 'abandoned' WHERE job_id = '{job_id}'."
+                f"yet ({exc}). Salesforce is still processing it: re-run later (or raise "
+                "recovery_timeout_seconds); its records are applied then, never sent twice."
             ) from exc
         finally:
             self.client.poll_timeout = saved

@@ -117,6 +117,15 @@ class SandboxHandle:
         """The next `count` ingest jobs end Failed with all their records unprocessed."""
         self.sandbox.faults.update(failing_jobs=count, failing_job_message=message)
 
+    def hold_requests(self, request: str, seconds: float = 120.0, skip: int = 0) -> None:
+        """Requests matching `request` ("METHOD path-fragment", e.g. "PUT /batches") wait unprocessed for
+        `seconds` (after `skip` matching ones pass); reset_faults drops them unanswered, as if their client
+        had died first. `held_requests()` counts those that arrived."""
+        self.sandbox.faults.update(hold_request=request, hold_seconds=seconds, hold_skip=skip, held=0)
+
+    def held_requests(self) -> int:
+        return int(self.sandbox.faults.to_dict()["held"])
+
     def reset_faults(self) -> None:
         self.sandbox.faults.reset()
 

@@ -30,6 +30,13 @@ class Faults:
     record_failure_error: str = "FIELD_CUSTOM_VALIDATION_EXCEPTION"
     record_failure_message: str = "Injected validation failure"
     record_failure_object: str | None = None
+    hold_request: str | None = None
+    """"METHOD fragment" (e.g. "PUT /batches"): hold requests of that method whose path contains fragment."""
+    hold_skip: int = 0
+    """Matching requests let through before holding starts."""
+    hold_seconds: float = 0.0
+    held: int = 0
+    """Requests held so far: a test reads it to know a client reached that point."""
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -76,6 +83,24 @@ class Faults:
                 self.limit_exceeded -= 1
                 return ApiError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
         return None
+
+    def hold(self, method: str, path: str) -> bool:
+        """Keep a matching request waiting, unprocessed, for hold_seconds; True when the faults were reset
+        meanwhile: the request is then dropped, as if its client had died before it arrived."""
+        with self._lock:
+            wanted, _, fragment = (self.hold_request or "").partition(" ")
+            if not wanted or method != wanted or fragment not in path:
+                return False
+            if self.hold_skip > 0:
+                self.hold_skip -= 1
+                return False
+            self.held += 1
+            deadline = time.monotonic() + self.hold_seconds
+        while time.monotonic() < deadline:
+            if not self.hold_request:
+                return True
+            time.sleep(0.05)
+        return False
 
     def take_job_failure(self) -> str | None:
         """The message an ingest job should fail with, if any (consumes one)."""

@@ -126,6 +126,9 @@ class Handler(BaseHTTPRequestHandler):
             name, params = route
             self.sandbox.count(name)
             if path.startswith("/services/data/"):
+                if self.sandbox.faults.hold(method, path):
+                    self.close_connection = True  # dropped unanswered: its client is gone
+                    return
                 self._admit(path)
             elif name in CONTROL_ROUTES:
                 self._check_sandbox_key()
