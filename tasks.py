@@ -318,12 +318,20 @@ def prepare_dbt_manifest() -> None:
     run([PYTHON, "-m", "platform_assets.components.dbt_domains"], env=platform_env())
 
 
+def install_dbt_packages() -> None:
+    run([PYTHON, "-m", "platform_assets.components.dbt_domains", "deps"], env=platform_env())
+
+
 def setup() -> None:
     tasks = ROOT / "tasks.py"  # a change to how set-up installs re-runs it
     step("python", [ROOT / "pyproject.toml", ROOT / "uv.lock", tasks], install_python_environment)
     meltano = ROOT / "meltano"
     step("meltano", [meltano / "meltano.yml", meltano / "extractors", tasks], install_meltano_plugins)
-    step("dbt", [ROOT / "dbt_project"], prepare_dbt_manifest)
+    dbt = ROOT / "dbt_project"
+    packages = [dbt / name for name in ("packages.yml", "dependencies.yml") if (dbt / name).exists()]
+    if packages:  # `dbt deps` only when the declarations change (it may need the network)
+        step("dbt-packages", packages, install_dbt_packages)
+    step("dbt", [dbt], prepare_dbt_manifest)
 
 
 def prepare_instance(env: dict[str, str]) -> None:

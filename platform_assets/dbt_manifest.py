@@ -5,8 +5,9 @@ dagster-dbt), and the Salesforce and Hightouch syncs ("model name -> asset key, 
 The manifest is prepared at set-up, never at definitions load; it is parsed once per file version however
 many components read it.
 
-A model's asset key is `[<custom schema>, <model>]`: the schema in its config (`+schema`), which does not
-change between environments (the ci prefix is added to the relation, not the key).
+A model's asset key is `[<schema>, <model>]` (`<model>_v<n>` for each version of a versioned model): the
+schema in its config (`+schema`), else the target's schema without the environment's prefix, so keys do
+not change between local, ci and prod. A resource's own `meta.dagster.asset_key` wins, as in dagster-dbt.
 """
 
 from __future__ import annotations
@@ -30,10 +31,31 @@ class DbtManifestError(RuntimeError):
     """The prepared manifest is missing or does not describe the project consistently."""
 
 
+def dagster_meta(node: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A node's `meta.dagster` (config meta first, as dagster-dbt reads it)."""
+    meta = (node.get("config") or {}).get("meta") or node.get("meta") or {}
+    return meta.get("dagster") or {}
+
+
 def model_asset_key(node: Mapping[str, Any]) -> dg.AssetKey:
-    """`[schema, name]` of a dbt model node: its custom schema, else the schema dbt resolved."""
-    schema = (node.get("config") or {}).get("schema") or node["schema"]
-    return dg.AssetKey([schema, node["name"]])
+    """The asset key of a dbt model, seed or snapshot node (see the module docstring)."""
+    configured = dagster_meta(node).get("asset_key")
+    if configured:
+        return dg.AssetKey(configured)
+    version = node.get("version")
+    return dg.AssetKey(
+        [_relation_schema(node), node["name"] if version is None else f"{node['name']}_v{version}"]
+    )
+
+
+def _relation_schema(node: Mapping[str, Any]) -> str:
+    return (node.get("config") or {}).get("schema") or _unprefixed(node["schema"])
+
+
+def _unprefixed(schema: str) -> str:
+    """The target schema as every environment names it: ci's `ci_<branch>_` prefix removed."""
+    prefix = environment.current().schema_prefix
+    return schema[len(prefix) :] if prefix and schema.startswith(prefix) else schema
 
 
 @dataclass(frozen=True)
@@ -44,11 +66,13 @@ class DbtModel:
     asset_key: dg.AssetKey
     blocking_tests: tuple[str, ...] = ()
     """Names of the model's error-severity tests, which dagster-dbt makes blocking asset checks."""
+    relation: tuple[str, str] | None = None
+    """(schema without the environment's prefix, table) in the warehouse, where the manifest says."""
 
     @property
     def schema(self) -> str:
-        """The model's schema without the environment's prefix (the first part of its asset key)."""
-        return self.asset_key.path[0]
+        """The model's schema without the environment's prefix (else the first part of its asset key)."""
+        return self.relation[0] if self.relation else self.asset_key.path[0]
 
 
 class DbtManifest:
@@ -76,11 +100,22 @@ class DbtManifest:
             )
             if attached:
                 tests.setdefault(attached, []).append(node["name"])
-        return {
-            node["name"]: DbtModel(node["name"], model_asset_key(node), tuple(tests.get(unique_id, ())))
-            for unique_id, node in nodes.items()
-            if node.get("resource_type") == "model"
-        }
+        models = {}
+        for unique_id, node in nodes.items():
+            if node.get("resource_type") not in ("model", "seed", "snapshot"):
+                continue
+            model = DbtModel(
+                node["name"],
+                model_asset_key(node),
+                tuple(tests.get(unique_id, ())),
+                (_relation_schema(node), node.get("alias") or node["name"]),
+            )
+            version, latest = node.get("version"), node.get("latest_version")
+            if version is not None:
+                models[model.asset_key.path[-1]] = model
+            if version is None or str(version) == str(latest):
+                models[node["name"]] = model  # a versioned model's plain name is its latest version
+        return models
 
     def resolve(self, reference: str) -> DbtModel | None:
         """A model by `name` or `schema.name` (the schema must then match its key), else None."""

@@ -12,6 +12,7 @@ checks, blocking where the dbt test's severity is `error` (the activation models
 severity mechanism, so dbt and Dagster agree on what stops a sync.
 """
 
+import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -20,9 +21,17 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+import pydantic
+from dagster_dbt import (
+    DagsterDbtCliRuntimeError,
+    DagsterDbtTranslator,
+    DbtCliResource,
+    DbtProject,
+    dbt_assets,
+)
 
 from platform_assets import dbt_manifest, environment
+from platform_assets.components import dbt_test_placement
 from platform_assets.dbt_manifest import PREPARE_COMMAND, DbtManifestError
 from platform_assets.resources import dbt_resource
 
@@ -40,10 +49,16 @@ class PlatformDbtTranslator(DagsterDbtTranslator):
     Kinds (dbt + the adapter) come from the manifest, which check_adapter ties to the environment.
     """
 
-    def __init__(self, domain_by_model: Mapping[str, Domain], manifest: Mapping[str, Any]):
+    def __init__(
+        self,
+        domain_by_model: Mapping[str, Domain],
+        manifest: Mapping[str, Any],
+        test_reads: Mapping[str, set[str]] | None = None,
+    ):
         super().__init__()
         self._domain_by_model = domain_by_model
         self._manifest = manifest
+        self._test_reads = test_reads or {}
 
     def get_asset_spec(
         self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None
@@ -51,7 +66,13 @@ class PlatformDbtTranslator(DagsterDbtTranslator):
         """Specs come from the whole manifest, whichever domain's slice asks: dagster-dbt memoizes them
         per manifest object, so shared upstream specs (staging, sources) are built once, not once per
         domain, and every spec carries the same manifest into the run."""
-        return super().get_asset_spec(self._manifest, unique_id, project)
+        spec = super().get_asset_spec(self._manifest, unique_id, project)
+        reads = self._test_reads.get(unique_id)
+        if not reads:
+            return spec
+        # What this resource's tests read in other domains (dbt_test_placement.cross_domain_reads).
+        read_keys = {self.get_asset_spec(manifest, read, project).key for read in sorted(reads)}
+        return spec.merge_attributes(deps=sorted(read_keys - {dep.asset_key for dep in spec.deps}))
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source":
@@ -59,8 +80,10 @@ class PlatformDbtTranslator(DagsterDbtTranslator):
         return dbt_manifest.model_asset_key(dbt_resource_props)
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        # A resource's own meta.dagster.group wins, as dagster-dbt documents; else its domain.
         domain = self._domain_by_model.get(dbt_resource_props["unique_id"])
-        return domain.name if domain else super().get_group_name(dbt_resource_props)
+        configured = dbt_manifest.dagster_meta(dbt_resource_props).get("group")
+        return configured or (domain.name if domain else super().get_group_name(dbt_resource_props))
 
     def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> Sequence[str] | None:
         domain = self._domain_by_model.get(dbt_resource_props["unique_id"])
@@ -89,49 +112,70 @@ class DomainDecl(dg.Model):
     owners: list[str] | None = None
 
 
+# dbt resources that are Dagster assets and belong to a domain (ephemeral models are not assets).
+DOMAIN_RESOURCE_TYPES = ("model", "seed", "snapshot")
+
+
+def is_domain_resource(node: Mapping[str, Any]) -> bool:
+    return (
+        node["resource_type"] in DOMAIN_RESOURCE_TYPES and node["config"].get("materialized") != "ephemeral"
+    )
+
+
 def resolve_domains(
     manifest: Mapping[str, Any], declared: Sequence[DomainDecl] | None, manifest_path: Path
 ) -> list[Domain]:
-    """Split the models into domains in one pass over the manifest, checking each model has exactly one.
+    """Split models, seeds and snapshots into domains in one pass, checking each has exactly one.
 
-    Domains are the manifest's dbt groups (or the declared list); a model belongs to the domain whose tag
-    it carries.
+    Domains are the manifest's dbt groups (or the declared list); a resource belongs to the domain whose
+    tag it carries, and its dbt group, where set, must be that domain.
     """
-    names = (
-        [decl.name for decl in declared]
-        if declared
-        else sorted(group["name"] for group in manifest.get("groups", {}).values())
-    )
+    groups = {group["name"]: group for group in manifest.get("groups", {}).values()}
+    names = [decl.name for decl in declared] if declared else sorted(groups)
     if not names:
         raise DbtManifestError(
             f"{manifest_path} defines no dbt groups, so there are no domains. Declare each domain as a dbt "
-            "group in dbt_project/models/domains.yml and tag its models with the group's name."
+            "group (a `groups:` entry in a YAML file under models/) and tag its resources with its name."
         )
     members: dict[str, set[str]] = {name: set() for name in names}
     problems = []
     for unique_id, node in manifest["nodes"].items():
-        if node["resource_type"] != "model" or node["config"].get("materialized") == "ephemeral":
+        if not is_domain_resource(node):
             continue
         tagged = [name for name in names if name in node["tags"]]
-        if len(tagged) == 1:
+        group = node["config"].get("group")
+        if len(tagged) == 1 and group in (None, tagged[0]):
             members[tagged[0]].add(unique_id)
+        elif len(tagged) == 1:
+            problems.append(
+                f"  {node['original_file_path']}: domain tag {tagged[0]!r} but dbt group {group!r}"
+            )
         elif not declared or tagged:
             problems.append(f"  {node['original_file_path']}: domain tags {tagged or 'none'}")
     if problems:
         raise DbtManifestError(
-            f"Each dbt model needs exactly one domain tag (one of {', '.join(names)}):\n"
+            f"Each dbt model, seed and snapshot needs exactly one domain tag (one of {', '.join(names)}), "
+            "and its dbt group, if set, must be that domain:\n"
             + "\n".join(problems)
-            + "\nSet the model's tags (per folder in dbt_project/dbt_project.yml), then run "
-            f"`{PREPARE_COMMAND}`."
+            + "\nSet `+tags` and `+group` per folder under `models:`, `seeds:` or `snapshots:` in "
+            f"dbt_project.yml (or in the resource's config), then run `{PREPARE_COMMAND}`."
         )
-    owners = {decl.name: tuple(decl.owners or ()) for decl in declared or ()}
     empty = [name for name, ids in members.items() if not ids]
     if empty:
         raise DbtManifestError(
-            f"No dbt model carries the tag of domain(s) {', '.join(empty)} in {manifest_path}. Tag the "
-            f"domain's models, or remove the domain, then run `{PREPARE_COMMAND}`."
+            f"No dbt resource carries the tag of domain(s) {', '.join(empty)} in {manifest_path}. Tag the "
+            f"domain's resources, or remove the domain, then run `{PREPARE_COMMAND}`."
         )
-    return [Domain(name, frozenset(members[name]), owners.get(name, ())) for name in names]
+    declared_owners = {decl.name: tuple(decl.owners or ()) for decl in declared or ()}
+    return [
+        Domain(name, frozenset(members[name]), declared_owners.get(name) or _group_owner(groups.get(name)))
+        for name in names
+    ]
+
+
+def _group_owner(group: Mapping[str, Any] | None) -> tuple[str, ...]:
+    email = ((group or {}).get("owner") or {}).get("email")
+    return (email,) if isinstance(email, str) else ()
 
 
 # The manifest's node collections; a domain's slice keeps only its own nodes in each.
@@ -178,6 +222,24 @@ def domain_manifest(manifest: Mapping[str, Any], domain: Domain) -> dict[str, An
     }
 
 
+class DbtRunConfig(dg.Config):
+    """Run configuration of a domain's dbt step (the launchpad shows it on the dbt assets)."""
+
+    full_refresh: bool = pydantic.Field(
+        default=False,
+        description="Rebuild incremental models and snapshots from scratch (dbt --full-refresh).",
+    )
+    vars: dict[str, Any] = pydantic.Field(
+        default={}, description="dbt vars for this run (dbt --vars), over the project's defaults."
+    )
+
+    def dbt_args(self) -> list[str]:
+        return [
+            *(["--full-refresh"] if self.full_refresh else []),
+            *(["--vars", json.dumps(self.vars)] if self.vars else []),
+        ]
+
+
 def build_domain_assets(
     domain: Domain,
     manifest: Mapping[str, Any],
@@ -186,8 +248,12 @@ def build_domain_assets(
     exclude: str | None,
     pool: str,
     run_first: bool = False,
+    other_domains_tests: Sequence[str] = (),
 ) -> dg.AssetsDefinition:
-    """One domain's models, selected by its tag; `dbt build` runs them with their tests."""
+    """One domain's models, seeds and snapshots, selected by its tag; `dbt build` runs them with the tests
+    placed in this domain (dbt_test_placement): the ones eager selection adds for other domains are excluded.
+    """
+    placement_args = ["--exclude", " ".join(other_domains_tests)] if other_domains_tests else []
 
     @dbt_assets(
         manifest=domain_manifest(manifest, domain),
@@ -199,8 +265,8 @@ def build_domain_assets(
         pool=pool,
         op_tags={"dagster/priority": "1"} if run_first else None,
     )
-    def _domain_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-        yield from dbt.cli(["build"], context=context).stream()
+    def _domain_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtRunConfig):
+        yield from dbt.cli(["build", *config.dbt_args(), *placement_args], context=context).stream()
 
     return _domain_assets
 
@@ -245,11 +311,21 @@ class DbtDomainsComponent(dg.Component, dg.Model, dg.Resolvable):
                 f"({', '.join(d.name for d in domains)}). Fix `run_first` in the transformation defs.yaml."
             )
         domain_by_model = {unique_id: domain for domain in domains for unique_id in domain.model_ids}
-        translator = PlatformDbtTranslator(domain_by_model, manifest)
+        domain_of = dbt_test_placement.tag_domains(manifest, [domain.name for domain in domains])
+        placed = dbt_test_placement.place_tests(manifest, domain_of)
+        test_reads = dbt_test_placement.cross_domain_reads(manifest, domain_of, placed)
+        translator = PlatformDbtTranslator(domain_by_model, manifest, test_reads)
         exclude = self.excluded_selection()
         assets = [
             build_domain_assets(
-                domain, manifest, project, translator, exclude, self.pool, domain.name in self.run_first
+                domain,
+                manifest,
+                project,
+                translator,
+                exclude,
+                self.pool,
+                domain.name in self.run_first,
+                dbt_test_placement.foreign_tests(manifest, domain.name, domain_of, placed),
             )
             for domain in domains
         ]
@@ -263,12 +339,47 @@ class DbtDomainsComponent(dg.Component, dg.Model, dg.Resolvable):
         )
 
 
-def prepare_manifest(project_dir: Path = environment.DBT_PROJECT_DIR) -> Path:
-    """Parse the dbt project into target/manifest.json for the current environment."""
+PACKAGE_FILES = ("packages.yml", "dependencies.yml")
+
+
+def declared_packages(project_dir: Path) -> list[Path]:
+    """The project's dbt package declarations (packages.yml / dependencies.yml) that exist."""
+    return [project_dir / name for name in PACKAGE_FILES if (project_dir / name).is_file()]
+
+
+def install_packages(project_dir: Path = environment.DBT_PROJECT_DIR) -> None:
+    """`dbt deps`, where the project declares packages; offline, say how to vendor them."""
+    declarations = declared_packages(project_dir)
+    if not declarations:
+        return
+    try:
+        dbt_resource(project_dir).cli(["deps"]).wait()
+    except DagsterDbtCliRuntimeError as error:
+        raise DbtManifestError(
+            f"`dbt deps` could not install the packages declared in {declarations[0]} ({error}). Without "
+            "network access, vendor them: copy each package into the project (e.g. `packages/<name>/`) and "
+            "declare it as `- local: packages/<name>` in packages.yml; local packages install offline."
+        ) from error
+
+
+def prepare_manifest(project_dir: Path = environment.DBT_PROJECT_DIR, install: bool = False) -> Path:
+    """Parse the dbt project into target/manifest.json for the current environment.
+
+    Packages are installed first where asked, or where declared and never installed (a fresh checkout).
+    """
     project = DbtProject(project_dir)
+    if install or (
+        declared_packages(Path(project_dir)) and not (Path(project_dir) / "dbt_packages").exists()
+    ):
+        install_packages(Path(project_dir))
     dbt_resource(Path(project.project_dir)).cli(["parse", "--quiet"], target_path=project.target_path).wait()
     return project.manifest_path
 
 
 if __name__ == "__main__":
-    print(f"dbt manifest prepared: {prepare_manifest()}", file=sys.stderr)
+    # `deps`: (re)install the declared dbt packages (set-up runs it when packages.yml changes).
+    if sys.argv[1:] == ["deps"]:
+        install_packages()
+        print("dbt packages installed", file=sys.stderr)
+    else:
+        print(f"dbt manifest prepared: {prepare_manifest()}", file=sys.stderr)

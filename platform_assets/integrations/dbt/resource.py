@@ -22,6 +22,8 @@ class PlatformDbtCliResource(DbtCliResource):
     schema_prefix: str = ""
 
     def cli(self, args: Sequence[str], **kwargs: Any):  # type: ignore[override]
+        if self.duckdb_path:  # DuckDB creates the file, not its folder: a fresh local dir starts empty
+            Path(self.duckdb_path).parent.mkdir(parents=True, exist_ok=True)
         with _exported(
             {"PLATFORM_DUCKDB_PATH": self.duckdb_path, "PLATFORM_SCHEMA_PREFIX": self.schema_prefix}
         ):

@@ -1,0 +1,3 @@
+{% macro cents_to_dollars(column) -%}
+    round(cast({{ column }} as decimal(18, 2)) / 100, 2)
+{%- endmacro %}
