@@ -93,6 +93,47 @@ def connect_duckdb(path: Path, *, read_only: bool = False, wait_seconds: float =
             delay = min(delay * 2, 1.0)
 
 
+class _SingleConnection:
+    """Runs every statement on the DuckDB connection itself: the shared session opens a new cursor per
+    statement, and a DuckDB cursor is a separate connection, so BEGIN/COMMIT would not span them."""
+
+    def __init__(self, session: WarehouseSession) -> None:
+        self.dialect = session.dialect
+        self._connection = session.raw  # type: ignore[attr-defined]
+
+    @property
+    def raw(self) -> Any:
+        return self._connection
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        self._connection.execute(sql, params or [])
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self._connection.executemany(sql, rows)
+
+    def fetchall(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
+        return [tuple(row) for row in self._connection.execute(sql, params or []).fetchall()]
+
+    def fetchone(self, sql: str, params: Sequence[Any] | None = None) -> tuple | None:
+        row = self._connection.execute(sql, params or []).fetchone()
+        return tuple(row) if row is not None else None
+
+
+@contextmanager
+def transaction(session: WarehouseSession) -> Iterator[WarehouseSession]:
+    """BEGIN ... COMMIT (ROLLBACK on error) on one session; on DuckDB every statement then runs on the
+    connection itself, since a cursor is a separate connection."""
+    tx = _SingleConnection(session) if session.dialect == "duckdb" else session
+    tx.execute("BEGIN TRANSACTION")
+    try:
+        yield tx
+    except BaseException:
+        tx.execute("ROLLBACK")
+        raise
+    tx.execute("COMMIT")
+
+
 class DuckDBWarehouse(dg.ConfigurableResource):
     """The local warehouse: one DuckDB file."""
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from platform_assets import dbt_manifest, environment
 from platform_assets.warehouse import Warehouse, WarehouseSession, quote_identifier
+from platform_assets.warehouse import transaction as warehouse_transaction
 from platform_assets.workflows import sql as declared_sql
 
 PARTITION_KEY = "partition_key"
@@ -151,7 +152,7 @@ def replace_partition(session: WarehouseSession, schema: str, table: str, sql: s
     )
     session.execute(f"create schema if not exists {environment.current().schema(schema)}")
     session.execute(f"create table if not exists {relation} as {select} limit 0", params)
-    with declared_sql.transaction(session) as tx:
+    with warehouse_transaction(session) as tx:
         tx.execute(f"delete from {relation} where {PARTITION_KEY} = ?", [key])
         tx.execute(f"insert into {relation} {select}", params)
     row = session.fetchone(f"select count(*) from {relation} where {PARTITION_KEY} = ?", [key])

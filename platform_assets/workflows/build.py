@@ -25,6 +25,7 @@ from dagster_graphql import DagsterGraphQLClient
 
 from platform_assets.automation.alerts import DEFAULT_DAGSTER_URL, Alert, AlertsResource
 from platform_assets.warehouse import Warehouse
+from platform_assets.warehouse import transaction as warehouse_transaction
 from platform_assets.workflows import sql as declared_sql
 from platform_assets.workflows.spec import Step, Workflow
 
@@ -178,7 +179,7 @@ def run_step(
 ) -> None:
     if step.sql is not None:
         warehouse: Warehouse = context.resources.warehouse
-        with warehouse.session() as session, declared_sql.transaction(session) as tx:
+        with warehouse.session() as session, warehouse_transaction(session) as tx:
             for statement in step.statements:
                 declared_sql.execute(tx, statement, variables)
     elif step.http is not None:

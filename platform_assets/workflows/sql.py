@@ -8,12 +8,10 @@ platform environment (the ci prefix), checked against the identifier rules when 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 from platform_assets import environment
-from platform_assets.integrations.salesforce.sync_state import _SingleConnection
 from platform_assets.warehouse import WarehouseSession, quote_identifier
 
 # String literals and quoted identifiers are skipped; `::` is a cast, not a parameter.
@@ -77,20 +75,6 @@ def fetch_rows(session: WarehouseSession, sql: str, values: Mapping[str, Any]) -
 def execute(session: WarehouseSession, sql: str, values: Mapping[str, Any]) -> None:
     text, params = bind(sql, values)
     session.execute(text, params)
-
-
-@contextmanager
-def transaction(session: WarehouseSession) -> Iterator[WarehouseSession]:
-    """BEGIN ... COMMIT (ROLLBACK on error). On DuckDB every statement must then use the connection itself
-    (a cursor is a separate connection): the sync state's single-connection session does that."""
-    tx = _SingleConnection(session) if session.dialect == "duckdb" else session
-    tx.execute("BEGIN TRANSACTION")
-    try:
-        yield tx
-    except BaseException:
-        tx.execute("ROLLBACK")
-        raise
-    tx.execute("COMMIT")
 
 
 def missing_relation(error: Exception) -> bool:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from platform_assets.warehouse import Warehouse, WarehouseSession, quote_identifier
+from platform_assets.warehouse import Warehouse, WarehouseSession, quote_identifier, transaction
 
 ADDED, CHANGED, REMOVED = "added", "changed", "removed"
 CHANGE_TYPES = (ADDED, CHANGED, REMOVED)
@@ -138,33 +138,6 @@ def bulk_insert(
         connection.unregister("_platform_bulk_rows")
 
 
-class _SingleConnection:
-    """Runs every statement on the DuckDB connection itself: the shared session opens a new cursor per
-    statement, and a DuckDB cursor is a separate connection, so BEGIN/COMMIT would not span them."""
-
-    def __init__(self, session: WarehouseSession) -> None:
-        self.dialect = session.dialect
-        self._connection = session.raw  # type: ignore[attr-defined]
-
-    @property
-    def raw(self) -> Any:
-        return self._connection
-
-    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
-        self._connection.execute(sql, params or [])
-
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        if rows:
-            self._connection.executemany(sql, rows)
-
-    def fetchall(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
-        return [tuple(row) for row in self._connection.execute(sql, params or []).fetchall()]
-
-    def fetchone(self, sql: str, params: Sequence[Any] | None = None) -> tuple | None:
-        row = self._connection.execute(sql, params or []).fetchone()
-        return tuple(row) if row is not None else None
-
-
 class SyncStore:
     """The sync tables of one warehouse schema. Each method runs in the pinned session if there is one
     (a sync run pins one for its whole length, so DuckDB checkpoints once, when it closes), else in a
@@ -204,15 +177,8 @@ class SyncStore:
 
     @contextmanager
     def transaction(self) -> Iterator[WarehouseSession]:
-        with self.session() as session:
-            tx = _SingleConnection(session) if session.dialect == "duckdb" else session
-            tx.execute("BEGIN TRANSACTION")
-            try:
-                yield tx
-            except BaseException:
-                tx.execute("ROLLBACK")
-                raise
-            tx.execute("COMMIT")
+        with self.session() as session, transaction(session) as tx:
+            yield tx
 
     def ensure_tables(self, session: WarehouseSession) -> None:
         session.execute(f"CREATE SCHEMA IF NOT EXISTS {self._schema_sql}")
