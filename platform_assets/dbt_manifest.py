@@ -74,6 +74,11 @@ class DbtModel:
         """The model's schema without the environment's prefix (else the first part of its asset key)."""
         return self.relation[0] if self.relation else self.asset_key.path[0]
 
+    @property
+    def table(self) -> str:
+        """The model's table (a versioned model's is `<name>_v<n>`, not its plain name)."""
+        return self.relation[1] if self.relation else self.name
+
 
 class DbtManifest:
     """A prepared manifest: the raw document, and its models by name."""

@@ -227,6 +227,7 @@ def build_sync_asset(
             client=context.resources.salesforce.get_client(),
             sync_schema=env.schema(SYNC_STATE_SCHEMA),
             model_schema=env.schema(model.schema),
+            model_table=model.table,
             run_id=context.run.run_id,
             full_resync=config.full_resync,
             recovery_timeout=config.recovery_timeout_seconds,

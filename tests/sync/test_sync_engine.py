@@ -64,6 +64,18 @@ def test_one_changed_row_sends_exactly_one_update(
     assert org.count("Lead") == 30
 
 
+def test_a_versioned_model_is_read_from_its_versions_table(
+    org: SandboxHandle, warehouse: Warehouse, sync: Callable[..., SyncReport]
+):
+    # dbt builds `model: act_test_leads` with `versions:` as act_test_leads_v2: the plain name is no table.
+    warehouse.make_leads(12, table="act_test_leads_v2")
+
+    report = sync(lead_spec(), model_table="act_test_leads_v2")
+
+    assert report.succeeded["added"] == 12
+    assert org.count("Lead") == 12
+
+
 def test_mapping_change_resends_every_row(warehouse: Warehouse, sync: Callable[..., SyncReport]):
     warehouse.make_leads(10)
     sync(lead_spec())

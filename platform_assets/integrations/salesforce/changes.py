@@ -79,17 +79,20 @@ class ChangeSet:
         return sum(1 for c in self.changes if c.change_type == change_type)
 
 
-def resolve_model(session: WarehouseSession, spec: SyncSpec, schema: str) -> ModelRelation:
-    """Find the model's table and the real names of its mapped columns (Snowflake upper-cases
-    unquoted names; DuckDB keeps them), failing with what is missing."""
+def resolve_model(
+    session: WarehouseSession, spec: SyncSpec, schema: str, table: str | None = None
+) -> ModelRelation:
+    """Find the model's table (`table`, else the model's name) and the real names of its mapped columns
+    (Snowflake upper-cases unquoted names; DuckDB keeps them), failing with what is missing."""
+    table = table or spec.model_name
     rows = session.fetchall(
         "SELECT table_schema, table_name, column_name FROM information_schema.columns "
         "WHERE lower(table_schema) = lower(?) AND lower(table_name) = lower(?)",
-        [schema, spec.model_name],
+        [schema, table],
     )
     if not rows:
         raise ModelError(
-            f"Sync {spec.name}: the model {schema}.{spec.model_name} does not exist in the warehouse. "
+            f"Sync {spec.name}: the model {schema}.{table} does not exist in the warehouse. "
             f"Build it first (dbt build --select {spec.model_name}) or fix `model` in {spec.source_file}."
         )
     actual = {column.lower(): column for _, _, column in rows}
@@ -97,7 +100,7 @@ def resolve_model(session: WarehouseSession, spec: SyncSpec, schema: str) -> Mod
     missing = [c for c in needed if c.lower() not in actual]
     if missing:
         raise ModelError(
-            f"Sync {spec.name}: the model {schema}.{spec.model_name} has no column(s) {', '.join(missing)} "
+            f"Sync {spec.name}: the model {schema}.{table} has no column(s) {', '.join(missing)} "
             f"(columns: {', '.join(sorted(actual.values()))}). Fix `mapping`/`primary_key` in "
             f"{spec.source_file} or add the column to the model."
         )

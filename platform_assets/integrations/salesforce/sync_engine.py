@@ -302,6 +302,8 @@ class SalesforceSyncRun:
     full_resync: bool = False
     recovery_timeout: float = 300.0
     """How long to wait for a Bulk job left by an interrupted run before failing the sync."""
+    model_table: str | None = None
+    """The model's table where it is not the model's name (a versioned dbt model's `<name>_v<n>`)."""
 
     def __post_init__(self) -> None:
         self.store = SyncStore(self.warehouse, self.sync_schema)
@@ -418,7 +420,7 @@ class SalesforceSyncRun:
         """Forget batches never handed to Salesforce, then find what changed since the confirmed state."""
         self.store.clear_pending(self.spec.name)
         with self.store.session() as session:
-            model = resolve_model(session, self.spec, self.model_schema)
+            model = resolve_model(session, self.spec, self.model_schema, self.model_table)
             changes = detect_changes(
                 session, self.spec, model, self.store.table("sync_state"), self.full_resync
             )
