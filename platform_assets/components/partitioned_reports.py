@@ -195,7 +195,7 @@ def partition_sensor(
         if not added and not removed:
             return dg.SkipReason(f"{len(current)} `{name}` partitions, all in step with the query")
         tick = int(context.cursor or 0) + 1  # run keys stay unique when a removed key comes back
-        requests = list(_new_partition_runs(added, tick)) if settings.run_new_partitions else []
+        requests = list(_new_partition_runs(name, added, tick)) if settings.run_new_partitions else []
         context.log.info(f"{name}: adding {added}, deleting {removed}")
         return dg.SensorResult(
             run_requests=requests,
@@ -214,6 +214,13 @@ def partitions_request(name: str, keys: list[str], add: bool):
     return definition.build_add_request(keys) if add else definition.build_delete_request(keys)
 
 
-def _new_partition_runs(keys: list[str], tick: int) -> Iterator[dg.RunRequest]:
+# A first tick over thousands of customers queues thousands of runs: they wait behind every other run
+# (lower priority) and the instance's run queue caps how many run at once (tag `platform/fanout`).
+FANOUT_TAG = "platform/fanout"
+FANOUT_PRIORITY = "-1"
+
+
+def _new_partition_runs(name: str, keys: list[str], tick: int) -> Iterator[dg.RunRequest]:
+    tags = {FANOUT_TAG: name, "dagster/priority": FANOUT_PRIORITY}
     for key in keys:
-        yield dg.RunRequest(partition_key=key, run_key=f"{key}@{tick}")
+        yield dg.RunRequest(partition_key=key, run_key=f"{key}@{tick}", tags=tags)

@@ -83,6 +83,10 @@ def test_the_sensor_adds_new_keys_and_deletes_removed_ones(
     first = _tick(defs, instance, None)
     assert instance.get_dynamic_partitions("tenants") == ["acme", "globex"]
     assert sorted(r.partition_key for r in first.run_requests or []) == ["acme", "globex"]
+    # Fan-out runs queue behind every other run, and the run queue caps them by this tag.
+    assert {(r.tags["platform/fanout"], r.tags["dagster/priority"]) for r in first.run_requests or []} == {
+        ("tenants", "-1")
+    }
 
     assert _tick(defs, instance, first.cursor).skip_reason is not None  # nothing changed: nothing to do
 
