@@ -313,8 +313,9 @@ def runs_loading(context: dg.AssetExecutionContext, keys: set[dg.AssetKey]) -> l
 class MeltanoRunConfig(dg.Config):
     full_refresh: bool = Field(
         default=False,
-        description="Ignore the selected streams' bookmarks and extract them again (rows are appended "
-        "to the raw tables again; staging dedupes). Other streams keep their state.",
+        description="Ignore the selected streams' bookmarks and extract them again (a stream with key "
+        "properties upserts the rows it gets again; a keyless one appends them and staging dedupes). "
+        "Other streams keep their state.",
     )
 
 

@@ -79,7 +79,7 @@ def test_bookmark_per_file_emits_only_lines_after_it_with_source_file_and_line(m
     ]
     assert records[1]["occurred_at"] is None and records[1]["quantity"] == 2
     schema = messages(first.stdout, "SCHEMA")[0]
-    assert schema["key_properties"] == []
+    assert schema["key_properties"] == ["_source_file", "_source_line"]  # a re-sent line is an upsert
     state = messages(first.stdout, "STATE")[-1]["value"]
     with (tmp_path / "landing/events/a.csv").open("a") as handle:
         handle.write("e4,4,2026-03-02T00:00:00Z\n")

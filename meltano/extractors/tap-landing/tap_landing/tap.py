@@ -6,7 +6,11 @@ emits none. A malformed line fails its stream with the file and line; the other 
 records before the bad line keep their bookmark, and the tap exits non-zero naming every failed stream.
 Whatever goes wrong reading a file fails its stream this way, never the process: a tap that died mid-file
 would leave records the target loads after the last STATE message, which a re-run would load again.
-No key properties are declared, so targets keep raw tables as append-only history.
+Key properties are the lineage columns (`_source_file`, `_source_line`): a line identifies a record, since
+landing files only grow. A loader that committed a batch but was killed before Meltano saved the matching
+STATE gets those lines again on the next run; keyed, the target upserts them instead of adding copies, so
+raw holds each landed line exactly once. The business `primary_keys` only document the grain: a key
+changed in a later drop is a new line (raw keeps every version; staging keeps the latest).
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ class LandingStream(Stream):
         properties[SOURCE_LINE] = {"type": ["integer"]}
         schema = {"type": "object", "properties": properties}
         super().__init__(tap=tap, schema=schema, name=definition["name"])
-        self.primary_keys = []  # declared in config for docs only: raw tables stay append-only
+        self.primary_keys = [SOURCE_FILE, SOURCE_LINE]  # re-sent lines are upserts, not copies (module doc)
         self.failure: LandingDataError | None = None
 
     @property
