@@ -15,6 +15,7 @@ import pytest
 from local_stack.sample_company import generate
 from platform_assets.automation.continuation import CONTINUES_TAG, continue_run, platform_cycle_job
 from platform_assets.definitions import defs as platform_defs
+from platform_assets.definitions import platform_cycle
 from platform_assets.warehouse import connect_duckdb
 
 pytestmark = pytest.mark.integration
@@ -24,10 +25,12 @@ FIELD = 10 * 1024 * 1024
 
 
 def landing_only(defs: dg.Definitions) -> list[dg.AssetKey]:
-    """Every asset fed by the landing source alone, before activation (syncs need the sandboxes)."""
+    """Every asset of the cycle fed by the landing source alone, before activation (syncs need the
+    sandboxes)."""
     landing = dg.AssetSelection.groups("ingestion_landing")
     others = dg.AssetSelection.tag("layer", "ingestion") - landing
-    selection = landing.downstream() - others.downstream() - dg.AssetSelection.tag("layer", "activation")
+    in_cycle = landing.downstream() & platform_cycle.selection
+    selection = in_cycle - others.downstream() - dg.AssetSelection.tag("layer", "activation")
     return sorted(selection.resolve(defs.resolve_asset_graph()), key=lambda key: key.to_user_string())
 
 
