@@ -15,7 +15,7 @@ severity mechanism, so dbt and Dagster agree on what stops a sync.
 import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -266,9 +266,48 @@ def build_domain_assets(
         op_tags={"dagster/priority": "1"} if run_first else None,
     )
     def _domain_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtRunConfig):
-        yield from dbt.cli(["build", *config.dbt_args(), *placement_args], context=context).stream()
+        invocation = dbt.cli(["build", *config.dbt_args(), *placement_args], context=context)
+        # Public per-event API instead of .stream(), to also show unit tests, which dagster-dbt skips.
+        for event in invocation.stream_raw_events():
+            yield from event.to_default_asset_events(
+                manifest=invocation.manifest,
+                dagster_dbt_translator=translator,
+                context=context,
+                target_path=invocation.target_path,
+                project=project,
+            )
+            yield from unit_test_observations(event.raw_event, manifest, translator, project)
 
     return _domain_assets
+
+
+def unit_test_observations(
+    raw_event: Mapping[str, Any],
+    manifest: Mapping[str, Any],
+    translator: PlatformDbtTranslator,
+    project: DbtProject,
+) -> Iterator[dg.AssetObservation]:
+    """A dbt unit test's result as an observation of the model it tests.
+
+    dagster-dbt 0.29 turns no unit test result into a Dagster event. dbt itself enforces a failure: the
+    model is skipped and `dbt build` fails, so the step fails; this makes the result visible on the model.
+    """
+    node_info = raw_event["data"].get("node_info") or {}
+    unique_id = node_info.get("unique_id", "")
+    if raw_event["info"]["name"] != "LogTestResult" or not unique_id.startswith("unit_test."):
+        return
+    unit_test = manifest["unit_tests"][unique_id]
+    model_id = unit_test["depends_on"]["nodes"][0]  # a unit test depends on its model only
+    status = str(raw_event["data"].get("status") or node_info.get("node_status"))
+    yield dg.AssetObservation(
+        asset_key=translator.get_asset_spec(manifest, model_id, project).key,
+        description=f"dbt unit test {unit_test['name']}: {status}",
+        metadata={
+            "dbt_unit_test": unit_test["name"],
+            "dbt_unit_test_status": status,
+            "dbt_unit_test_file": unit_test["original_file_path"],
+        },
+    )
 
 
 class DbtDomainsComponent(dg.Component, dg.Model, dg.Resolvable):

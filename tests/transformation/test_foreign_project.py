@@ -79,12 +79,12 @@ def specs_of(defs: dg.Definitions) -> dict[dg.AssetKey, dg.AssetSpec]:
 
 
 def dbt_test_runs(project_dir: Path) -> Counter:
-    """(test, step) -> how often it ran, from every dbt invocation's run_results.json."""
+    """(test or unit test, step) -> how often it ran, from every dbt invocation's run_results.json."""
     runs: Counter = Counter()
     for results in project_dir.glob("target/*/run_results.json"):
         step = results.parent.name.split("-")[0]
         for result in json.loads(results.read_text())["results"]:
-            if result["unique_id"].startswith("test."):
+            if result["unique_id"].startswith(("test.", "unit_test.")):
                 assert result["status"] == "pass", result
                 runs[(result["unique_id"], step)] += 1
     return runs
@@ -103,8 +103,10 @@ def expected_tests(project_dir: Path) -> dict[str, str]:
         "orders": "sales",
         "payments_daily": "finance",
         "paid_orders": "finance",
+        "revenue_by_month": "finance",
     }
-    expected = {}
+    # a unit test runs in the step of the model it tests
+    expected = {unique_id: f"dbt_{home[test['model']]}" for unique_id, test in manifest["unit_tests"].items()}
     for unique_id, node in manifest["nodes"].items():
         if node["resource_type"] != "test":
             continue
@@ -118,7 +120,7 @@ def expected_tests(project_dir: Path) -> dict[str, str]:
 def assert_each_test_ran_once_in_its_domain(project_dir: Path) -> None:
     runs = dbt_test_runs(project_dir)
     expected = expected_tests(project_dir)
-    assert len(expected) == 19
+    assert len(expected) == 20  # 19 data tests, 1 unit test
     assert {test: step for test, step in runs} == expected
     assert set(runs.values()) == {1}
 
@@ -266,6 +268,9 @@ def test_dbt_build_all_builds_an_empty_warehouse_running_each_test_once(foreign_
     result = defs.resolve_job_def("dbt_build_all").execute_in_process(instance=dg.DagsterInstance.ephemeral())
     assert result.success
     assert_each_test_ran_once_in_its_domain(foreign_project)
+    assert unit_test_results(result) == {
+        ("public/revenue_by_month", "revenue_sums_payments_per_month", "pass")
+    }
     assert {
         "raw.raw_payments",
         "snapshots.customers_snapshot",
@@ -309,3 +314,37 @@ def test_domains_built_one_by_one_in_dependency_order_with_run_config(foreign_pr
         foreign_project.glob("target/dbt_finance-*/run_results.json"), key=lambda p: p.stat().st_mtime
     )
     assert json.loads(last_finance_run.read_text())["args"]["full_refresh"] is True
+
+
+def unit_test_results(result: dg.ExecuteInProcessResult) -> set[tuple[str, str, str]]:
+    """(model's asset key, unit test, status) of each unit test result shown on a model."""
+    return {
+        (
+            event.asset_key.to_user_string(),
+            event.metadata["dbt_unit_test"].value,
+            event.metadata["dbt_unit_test_status"].value,
+        )
+        for event in (
+            e.asset_observation_data.asset_observation for e in result.get_asset_observation_events()
+        )
+        if "dbt_unit_test" in event.metadata
+    }
+
+
+def test_a_failing_unit_test_shows_on_its_model_and_dbt_skips_the_model(foreign_project, local_env):
+    finance_yml = foreign_project / "models" / "marts" / "finance" / "_finance.yml"
+    finance_yml.write_text(finance_yml.read_text().replace("revenue: 15}", "revenue: 16}"))
+    prepare_manifest(foreign_project)
+    defs = load(foreign_project)
+    result = defs.resolve_job_def("dbt_build_all").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+    )
+    assert not result.success
+    assert unit_test_results(result) == {
+        ("public/revenue_by_month", "revenue_sums_payments_per_month", "fail")
+    }
+    materialized = {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
+    # dbt's semantics: the model under a failing unit test is not built; the rest of its domain is
+    assert "finance/daily_payments" in materialized
+    assert "public/revenue_by_month" not in materialized
+    assert "public.revenue_by_month" not in warehouse_tables(local_env)
