@@ -73,6 +73,10 @@ def test_full_then_incremental_extraction(
                 "start_date": "2020-01-01T00:00:00Z",
                 "poll_interval": 0.05,
                 "page_size": 2,
+                "streams": [
+                    {"name": n.lower(), "object": n, "fields": "*"}
+                    for n in ("User", "Account", "Lead", "Contact", "Opportunity", "Task", "Case")
+                ],
             }
         )
     )

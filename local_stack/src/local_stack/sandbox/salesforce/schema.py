@@ -244,6 +244,18 @@ OBJECTS_BY_LOWER = {name.lower(): spec for name, spec in OBJECTS.items()}
 OBJECTS_BY_PREFIX = {spec.key_prefix: spec for spec in OBJECTS.values()}
 
 
+_BUILT_IN = dict(OBJECTS)
+
+
+def forget_added_fields() -> None:
+    """The catalog as built in, without fields added at run time (tests that add fields call this after)."""
+    from local_stack.sandbox.salesforce.change_events import event_schema  # it imports this module
+
+    for spec in _BUILT_IN.values():
+        OBJECTS[spec.name] = OBJECTS_BY_LOWER[spec.name.lower()] = OBJECTS_BY_PREFIX[spec.key_prefix] = spec
+    event_schema.cache_clear()
+
+
 def find_object(name: str) -> ObjectSpec | None:
     return OBJECTS_BY_LOWER.get(name.lower())
 
