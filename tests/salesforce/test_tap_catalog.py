@@ -28,7 +28,6 @@ NULLABLE = {
     "number": {"type": ["number", "null"]},
     "date": {"type": ["string", "null"], "format": "date"},
     "date-time": {"type": ["string", "null"], "format": "date-time"},
-    "time": {"type": ["string", "null"], "format": "time"},
 }
 
 
@@ -76,7 +75,7 @@ def test_every_salesforce_type_maps_to_a_json_type_and_compound_fields_are_left_
         "Flag__c": NULLABLE["boolean"],
         "Day__c": NULLABLE["date"],
         "At__c": NULLABLE["date-time"],
-        "Clock__c": NULLABLE["time"],
+        "Clock__c": NULLABLE["string"],
         "Tags__c": NULLABLE["string"],
         "Phone__c": NULLABLE["string"],
         "Kind__c": NULLABLE["string"],

@@ -18,7 +18,8 @@ KEY = "Id"
 REPLICATION_KEY = "SystemModstamp"
 AUDIT_FIELDS = (KEY, "CreatedDate", "LastModifiedDate", REPLICATION_KEY, "IsDeleted")
 # Salesforce field type -> JSON schema. Unlisted types (id, string, reference, picklist, multipicklist,
-# textarea, email, phone, url, combobox, encryptedstring, anyType, …) are strings.
+# textarea, email, phone, url, combobox, encryptedstring, anyType, …) are strings; so is time
+# ("13:45:00.000Z": loaders' TIME columns refuse the zone suffix).
 JSON_SCHEMAS: dict[str, dict[str, Any]] = {
     "boolean": {"type": ["boolean", "null"]},
     "int": {"type": ["integer", "null"]},
@@ -28,7 +29,6 @@ JSON_SCHEMAS: dict[str, dict[str, Any]] = {
     "percent": {"type": ["number", "null"]},
     "date": {"type": ["string", "null"], "format": "date"},
     "datetime": {"type": ["string", "null"], "format": "date-time"},
-    "time": {"type": ["string", "null"], "format": "time"},
 }
 STRING_SCHEMA: dict[str, Any] = {"type": ["string", "null"]}
 # Compound fields (their parts are separate fields) and blobs: Bulk API 2.0 queries refuse them.
