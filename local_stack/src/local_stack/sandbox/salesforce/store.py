@@ -38,6 +38,7 @@ AUDIT_FIELDS = ("CreatedDate", "LastModifiedDate", "SystemModstamp")
 # Every open org of this process: a field added at run time is added to the catalog they share, so each
 # gets the column.
 _LIVE_ORGS: weakref.WeakSet[Org] = weakref.WeakSet()
+_CATALOG_LOCK = threading.Lock()
 
 
 class RecordError(Exception):
@@ -203,22 +204,25 @@ class Org:
             "CREATE TABLE IF NOT EXISTS _added_fields (object TEXT NOT NULL, name TEXT NOT NULL, spec TEXT, "
             "PRIMARY KEY (object, name))"
         )
-        for object_name, text in self.conn.execute("SELECT object, spec FROM _added_fields ORDER BY rowid"):
-            attributes = json.loads(text)
-            attributes["reference_to"] = tuple(attributes.get("reference_to") or ())
-            schema.add_field(object_name, FieldSpec(**attributes))
-        event_schema.cache_clear()
+        rows = self.conn.execute("SELECT object, spec FROM _added_fields ORDER BY rowid").fetchall()
+        with _CATALOG_LOCK:
+            for object_name, text in rows:
+                attributes = json.loads(text)
+                attributes["reference_to"] = tuple(attributes.get("reference_to") or ())
+                schema.add_field(object_name, FieldSpec(**attributes))
+            event_schema.cache_clear()
 
     def add_field(self, object_name: str, new: FieldSpec) -> ObjectSpec:
         """Add a field to an object, as an admin does in Setup: describe, SOQL, Bulk and REST serve it from
         now on; existing records hold null. Kept in this org's file across restarts. ValueError when the
         object is unknown, the type is not one the sandbox serves, or the name is taken by another field."""
-        with self.lock:
+        with _CATALOG_LOCK:
             spec = schema.add_field(object_name, new)
             event_schema.cache_clear()
-            for org in list(_LIVE_ORGS):
-                with org.lock:
-                    org._add_missing_columns(spec)
+        for org in list(_LIVE_ORGS):  # one org lock at a time: two orgs adding fields cannot deadlock
+            with org.lock:
+                org._add_missing_columns(spec)
+        with self.lock:
             self.conn.execute(
                 "INSERT OR REPLACE INTO _added_fields (object, name, spec) VALUES (?, ?, ?)",
                 (spec.name, new.name, json.dumps(asdict(new))),
