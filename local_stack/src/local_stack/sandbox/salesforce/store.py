@@ -211,6 +211,10 @@ class Org:
                 attributes["reference_to"] = tuple(attributes.get("reference_to") or ())
                 schema.add_field(object_name, FieldSpec(**attributes))
             event_schema.cache_clear()
+        for org in list(_LIVE_ORGS) if rows else []:  # other orgs open in this process get the columns too
+            with org.lock:
+                for spec in OBJECTS.values():
+                    org._add_missing_columns(spec)
 
     def add_field(self, object_name: str, new: FieldSpec) -> ObjectSpec:
         """Add a field to an object, as an admin does in Setup: describe, SOQL, Bulk and REST serve it from
