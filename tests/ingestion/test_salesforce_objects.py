@@ -1,6 +1,7 @@
 """Any Salesforce object as a stream asset: Case and a custom object through Dagster, the real meltano CLI,
 tap-salesforce-bulk (fields and types from the sandbox's describe at run time) and target-duckdb; a field
-added in the org arrives as a new raw column on the next extraction, with no code or config change."""
+added in the org arrives as a new raw column on the next extraction of a `fields: "*"` stream, with no code or
+config change, while a stream with a declared field list (account) keeps its columns."""
 
 from __future__ import annotations
 
@@ -22,6 +23,12 @@ pytestmark = pytest.mark.integration
 SOURCES = environment.PROJECT_ROOT / "platform_assets" / "defs" / "ingestion" / "sources.yaml"
 CASES = dg.AssetKey(["raw", "salesforce", "cases"])
 CUSTOM = dg.AssetKey(["raw", "salesforce", "subscription__c"])
+ACCOUNT = dg.AssetKey(["raw", "salesforce", "account"])  # a declared field list (meltano.yml)
+ACCOUNT_COLUMNS = {
+    *("id", "createddate", "lastmodifieddate", "systemmodstamp", "isdeleted"),
+    *("name", "website", "industry", "numberofemployees", "billingcountry", "ownerid"),
+    *("workspace_id__c", "arr__c", "plan__c", "_sdc_batched_at", "_sdc_deleted_at", "_sdc_extracted_at"),
+}
 
 
 @pytest.fixture
@@ -80,12 +87,13 @@ def test_case_and_a_custom_object_land_as_assets_and_a_field_added_in_salesforce
     meltano_installer(
         environment.MELTANO_PROJECT_DIR, (("extractor", "tap-salesforce-bulk"), ("loader", "target-duckdb"))
     )
-    first = materialize([CASES, CUSTOM])
+    first = materialize([CASES, CUSTOM, ACCOUNT])
     assert first.success
     checks = {
         e.asset_key: e.passed for e in first.get_asset_check_evaluations() if e.check_name == CHECK_NAME
     }
-    assert checks == {CASES: True, CUSTOM: True}
+    assert checks == {CASES: True, CUSTOM: True, ACCOUNT: True}
+    assert set(columns("account")) == ACCOUNT_COLUMNS
     assert raw("SELECT subject, priority, suppliedphone FROM raw_salesforce.cases ORDER BY subject") == [
         ("Cannot log in", "High", None),
         ("Invoice question", "Medium", "+44 20 7946 0000"),
@@ -105,6 +113,7 @@ def test_case_and_a_custom_object_land_as_assets_and_a_field_added_in_salesforce
     # An admin adds fields in the org, and people fill them in on one case and the subscription.
     org.add_field("Case", "Severity__c", "picklist")
     org.add_field("Subscription__c", "Health_Score__c", "percent")
+    org.add_field("Account", "Tier__c", "picklist")
     client = SalesforceClient(
         SalesforceCredentials(login_url=org.url, client_id=org.client_id, client_secret=org.client_secret),
         poll_interval=0.02,
@@ -118,13 +127,20 @@ def test_case_and_a_custom_object_land_as_assets_and_a_field_added_in_salesforce
         external_id_field="Workspace_Id__c",
     )
 
-    second = materialize([CASES, CUSTOM])
+    client.ingest(
+        "Account", "update", [{"Id": raw("SELECT id FROM raw_salesforce.account")[0][0], "Tier__c": "A"}]
+    )
+    second = materialize([CASES, CUSTOM, ACCOUNT])
     assert second.success
     extracted = {
         e.asset_key: e.materialization.metadata["rows_extracted"].value
         for e in second.get_asset_materialization_events()
     }
-    assert extracted == {CASES: 1, CUSTOM: 1}  # incremental on SystemModstamp: only the changed records
+    assert extracted == {
+        CASES: 1,
+        CUSTOM: 1,
+        ACCOUNT: 1,
+    }  # incremental on SystemModstamp: only the changed records
     assert columns("cases")["severity__c"] == "VARCHAR"
     assert columns("subscription__c")["health_score__c"] == "DOUBLE"
     assert raw("SELECT subject, severity__c FROM raw_salesforce.cases ORDER BY subject") == [
@@ -132,3 +148,5 @@ def test_case_and_a_custom_object_land_as_assets_and_a_field_added_in_salesforce
         ("Invoice question", None),
     ]
     assert raw("SELECT health_score__c FROM raw_salesforce.subscription__c") == [(87.5,)]
+    # A declared field list takes only its fields: the new Account field waits until it is listed.
+    assert set(columns("account")) == ACCOUNT_COLUMNS
