@@ -45,6 +45,8 @@ OBJECTS: dict[str, tuple[str, dict[str, str]]] = {
             "Email": STRING,
             "Title": STRING,
             "IsActive": BOOLEAN,
+            "Department": STRING,
+            "Territory__c": STRING,
         },
     ),
     "account": (
