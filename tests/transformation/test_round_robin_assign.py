@@ -34,7 +34,8 @@ class Helpdesk:
             "create schema helpdesk;"
             "create table helpdesk.tickets (ticket_id integer, queue_id integer, status varchar,"
             " opened_at timestamp);"
-            "create table helpdesk.agents (agent_id integer, queue_id integer, active boolean, joined_at date)"
+            "create table helpdesk.agents (agent_id integer, queue_id integer, active boolean,"
+            " joined_at date)"
         )
 
     def sql(self, statement: str) -> list[tuple]:
