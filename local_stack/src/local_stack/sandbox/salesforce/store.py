@@ -561,7 +561,8 @@ class Org:
                 if f.name == "OwnerId" and value in inactive_users:
                     # Salesforce refuses to give a record to a deactivated User.
                     outcomes[item.index].error = RecordError(
-                        "INACTIVE_OWNER_OR_USER", f"operation performed with inactive user [{value}] as owner",
+                        "INACTIVE_OWNER_OR_USER",
+                        f"operation performed with inactive user [{value}] as owner",
                         [f.name],
                     )
                     break
