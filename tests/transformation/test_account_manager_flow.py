@@ -94,21 +94,3 @@ def test_a_new_opportunity_and_its_follow_up_task_go_to_the_assigned_account_man
         "SELECT OwnerId, WhatId FROM Task WHERE Platform_Key__c = 'renewal_follow_up:ws_000001'"
     )
     assert follow_up == {"OwnerId": alice, "WhatId": opportunity["AccountId"]}
-
-
-@pytest.mark.integration
-def test_the_sandbox_accepts_only_an_active_user_as_owner(org: SandboxHandle):
-    client = client_for(org)
-    opportunity = {"Name": "X", "StageName": "Qualification", "CloseDate": "2027-01-01"}
-    result = client.ingest(
-        "Opportunity",
-        "insert",
-        [
-            {**opportunity, "Workspace_Id__c": "ws_a", "OwnerId": BOB},
-            {**opportunity, "Workspace_Id__c": "ws_b", "OwnerId": CARL},
-            {**opportunity, "Workspace_Id__c": "ws_c", "OwnerId": "001000000000001"},  # an Account
-        ],
-    )
-    assert [r["Workspace_Id__c"] for r in result.successful] == ["ws_a"]
-    errors = {r["Workspace_Id__c"]: r["sf__Error"].split(":")[0] for r in result.failed}
-    assert errors == {"ws_b": "INACTIVE_OWNER_OR_USER", "ws_c": "INVALID_CROSS_REFERENCE_KEY"}
