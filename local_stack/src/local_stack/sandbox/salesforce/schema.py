@@ -124,6 +124,9 @@ OBJECTS: dict[str, ObjectSpec] = {
                 FieldSpec("Email", "email", required=True, length=128),
                 FieldSpec("Title", length=80),
                 FieldSpec("IsActive", "boolean", default="true"),
+                # The sales team a User belongs to and the territory they cover (assignment models read them).
+                FieldSpec("Department", length=80),
+                FieldSpec("Territory__c", "picklist", length=40),
             ),
         ),
         ObjectSpec(

@@ -298,6 +298,13 @@ class Org:
             rows = self._fetch(spec, "Id", [record_id])
         return rows.get(record_id)
 
+    def _add_missing_columns(self, spec: ObjectSpec) -> None:
+        """An org file written before a field was added to the schema gets the column (empty)."""
+        have = {row[1] for row in self.conn.execute(f'PRAGMA table_info("{spec.table}")')}
+        for f in spec.fields:
+            if f.name not in have:
+                self.conn.execute(f'ALTER TABLE "{spec.table}" ADD COLUMN "{f.name}" {SQL_TYPES[f.type]}')
+
     def _fetch(self, spec: ObjectSpec, column: str, values: Iterable[Any]) -> dict[Any, dict[str, Any]]:
         """Rows whose `column` is in `values`, keyed by that column (last one wins)."""
         names = [f.name for f in spec.fields]
@@ -584,9 +591,12 @@ class Org:
                     if target is not None and target.name in f.reference_to:
                         wanted.setdefault(target.name, set()).add(value)
         live: set[str] = set()
+        inactive_users: set[str] = set()
         for target_name, ids in wanted.items():
             rows = self._fetch(OBJECTS[target_name], "Id", ids)
             live |= {rid for rid, row in rows.items() if not row["IsDeleted"]}
+            if target_name == "User":
+                inactive_users |= {rid for rid, row in rows.items() if row["IsActive"] == 0}
         for item in pending:
             for f in ref_fields:
                 value = item.values.get(f.name)
@@ -597,6 +607,14 @@ class Org:
                     outcomes[item.index].error = RecordError(
                         "INVALID_CROSS_REFERENCE_KEY",
                         f"invalid cross reference id: {f.name} = {value}",
+                        [f.name],
+                    )
+                    break
+                if f.name == "OwnerId" and value in inactive_users:
+                    # Salesforce refuses to give a record to a deactivated User.
+                    outcomes[item.index].error = RecordError(
+                        "INACTIVE_OWNER_OR_USER",
+                        f"operation performed with inactive user [{value}] as owner",
                         [f.name],
                     )
                     break
