@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -20,7 +21,7 @@ from platform_assets.components.salesforce_syncs import build_sync_asset
 from platform_assets.dbt_manifest import DbtModel
 from platform_assets.integrations.salesforce.resource import SalesforceResource
 from platform_assets.integrations.salesforce.sync_engine import SalesforceSyncRun, SyncReport
-from platform_assets.integrations.salesforce.sync_spec import SyncSpec
+from platform_assets.integrations.salesforce.sync_spec import SyncConfigError, SyncSpec, load_sync_specs
 from platform_assets.warehouse import WarehouseSession
 
 KEY = "sgn_000001"
@@ -460,3 +461,83 @@ def test_policies_on_the_snowflake_path(org: SandboxHandle, snowflake_warehouse:
     assert summary.count == 4
     assert summary.by_field == {"FirstName": 1, "LastName": 1, "Company": 1, "Email": 1}
     assert summary.by_decision == {"salesforce": 2, "warehouse": 1, "merged": 1}
+
+
+# ---------------------------------------------------------------------------- declaration mistakes
+
+SPEC_YAML = """\
+name: leads
+model: activation.act_leads
+object: Lead
+mode: {mode}
+external_id_field: Signup_Id__c
+primary_key: signup_id
+mapping:
+  Signup_Id__c: Signup_Id__c
+  FirstName: FirstName
+  LastName: LastName
+"""
+
+
+@pytest.mark.parametrize(
+    ("mode", "extra", "key", "says"),
+    [
+        ("upsert", "conflict_policy: master_wins\nsalesforce_data: raw_salesforce.lead\n",
+         "conflict_policy.policy", "'warehouse_wins', 'salesforce_wins', 'last_writer_wins' or 'custom'"),
+        ("upsert", "conflict_policy: salesforce_wins\nsalesforce_data: raw_salesforce.lead\n"
+         "field_conflict_policies:\n  Title: warehouse_wins\n",
+         "field_conflict_policies.Title", "Title is not a mapped field"),
+        ("upsert", "conflict_policy: salesforce_wins\nsalesforce_data: raw_salesforce.lead\n"
+         "field_conflict_policies:\n  Signup_Id__c: warehouse_wins\n",
+         "field_conflict_policies.Signup_Id__c", "not a mapped field a conflict can touch"),
+        ("upsert", "conflict_policy: custom\nsalesforce_data: raw_salesforce.lead\n",
+         "conflict_policy.expression", "policy custom needs an expression"),
+        ("upsert", "conflict_policy: {policy: custom, expression: \"upper('x')\"}\n"
+         "salesforce_data: raw_salesforce.lead\n",
+         "conflict_policy.expression", "reads neither warehouse_value nor salesforce_value"),
+        ("upsert", "conflict_policy: {policy: custom, expression: \"CASE WHEN warehouse_changed_at > "
+         "salesforce_changed_at THEN warehouse_value ELSE salesforce_value END\"}\n"
+         "salesforce_data: raw_salesforce.lead\n",
+         "changed_at_column", "the expression reads warehouse_changed_at"),
+        ("upsert", "conflict_policy: {policy: salesforce_wins, expression: warehouse_value}\n"
+         "salesforce_data: raw_salesforce.lead\n",
+         "conflict_policy.expression", "only policy custom takes an expression"),
+        ("upsert", "conflict_policy: last_writer_wins\nsalesforce_data: raw_salesforce.lead\n",
+         "changed_at_column", "last_writer_wins needs the row's change time"),
+        ("upsert", "conflict_policy: salesforce_wins\n", "salesforce_data", "needs the extracted records"),
+        ("upsert", "field_conflict_policies:\n  FirstName: salesforce_wins\nsalesforce_data: lead\n",
+         "salesforce_data", "is not `schema.table`"),
+        ("insert", "conflict_policy: warehouse_wins\nsalesforce_data: raw_salesforce.lead\n",
+         "conflict_policy", "mode insert never writes a record twice"),
+        ("upsert", "changed_at_column: updated_at\n", "changed_at_column", "only used with conflict_policy"),
+    ],
+)  # fmt: skip
+def test_conflict_declaration_mistakes_fail_at_load_naming_file_and_key(
+    tmp_path: Path, mode: str, extra: str, key: str, says: str
+):
+    text = SPEC_YAML.format(mode=mode) + extra
+    if mode == "insert":
+        text = text.replace("external_id_field: Signup_Id__c\n", "")
+    path = tmp_path / "leads.yaml"
+    path.write_text(text)
+
+    with pytest.raises(SyncConfigError) as error:
+        load_sync_specs(tmp_path)
+
+    message = str(error.value)
+    assert f"{path}: key '{key}'" in message and says in message, message
+    assert "Fix:" in message
+
+
+def test_a_declared_policy_loads_with_per_field_rules(tmp_path: Path):
+    (tmp_path / "leads.yaml").write_text(
+        SPEC_YAML.format(mode="upsert") + "conflict_policy: last_writer_wins\nchanged_at_column: updated_at\n"
+        "salesforce_data: raw_salesforce.lead\nfield_conflict_policies:\n  firstname: salesforce_wins\n"
+    )
+
+    [spec] = load_sync_specs(tmp_path)
+
+    assert {f: r.policy for f, r in spec.conflict_rules().items()} == {
+        "FirstName": "salesforce_wins",  # field names compare case-insensitively, as Salesforce's do
+        "LastName": "last_writer_wins",
+    }
