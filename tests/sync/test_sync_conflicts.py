@@ -269,6 +269,29 @@ def test_per_field_policies_override_the_sync_policy(org: SandboxHandle, warehou
     }
 
 
+def test_a_conflict_still_decided_the_same_way_is_recorded_once(
+    org: SandboxHandle, warehouse: Warehouse, leads
+):
+    spec = conflict_spec("salesforce_wins")
+    lead_id = first_sync(org, warehouse, leads, spec)
+    rep_edits(org, "Lead", lead_id, FirstName="Rep")
+    model_edit(warehouse, "FirstName = 'Model'")
+    first = leads(spec)
+    model_edit(warehouse, "Product_Usage_Score__c = 7")  # the record goes again, FirstName still disagrees
+    repeated = leads(spec)
+    model_edit(warehouse, "FirstName = 'Model 2'")
+    new = leads(spec)
+
+    assert (dict(first.conflicts), dict(repeated.conflicts), dict(new.conflicts)) == (
+        {"salesforce": 1}, {}, {"salesforce": 1},
+    )  # fmt: skip
+    assert [(r[3], r[4], r[8]) for r in conflicts(warehouse)] == [
+        ("Model", "Rep", first.run_id), ("Model 2", "Rep", new.run_id),
+    ]  # fmt: skip
+    assert lead(org)["FirstName"] == "Rep"
+    assert float(lead(org)["Product_Usage_Score__c"]) == 7
+
+
 def test_an_extract_older_than_the_platforms_last_write_shows_no_conflict(
     org: SandboxHandle, warehouse: Warehouse, leads
 ):

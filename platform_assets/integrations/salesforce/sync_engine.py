@@ -438,7 +438,15 @@ class SalesforceSyncRun:
     def _resolve_conflicts(self, session: WarehouseSession, model: ModelRelation, changes: ChangeSet) -> None:
         """Decide the conflicts and record them before anything is sent: the losing value stays there."""
         assert self.resolver is not None
-        conflicts = self.resolver.resolve(session, model, changes.changes)
+        decided = self.resolver.resolve(session, model, changes.changes)
+        # A field that still disagrees the same way (e.g. Salesforce kept its value and the model sends
+        # its own again with another change) was recorded when first decided: record what is new.
+        known = self.store.recorded_conflicts(self.spec.name, sorted({c.record_key for c in decided}))
+        conflicts = [
+            c
+            for c in decided
+            if known.get((c.record_key, c.field)) != (c.warehouse_value, c.salesforce_value, c.decision)
+        ]
         self.store.record_conflicts(self.spec.name, self.run_id, conflicts)
         self.report.conflicts.update(c.decision for c in conflicts)
         self.report.conflict_sample = [

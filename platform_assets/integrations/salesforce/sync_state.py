@@ -438,6 +438,24 @@ class SyncStore:
                 )
         return found
 
+    def recorded_conflicts(
+        self, sync_name: str, record_keys: Sequence[str]
+    ) -> dict[tuple[str, str], tuple[str | None, str | None, str]]:
+        """(record_key, field) -> (warehouse_value, salesforce_value, decision) last recorded for it."""
+        latest: dict[tuple[str, str], tuple[Any, tuple[str | None, str | None, str]]] = {}
+        with self.session() as session:
+            for chunk in chunked(record_keys):
+                rows = session.fetchall(
+                    "SELECT record_key, field, warehouse_value, salesforce_value, decision, detected_at "
+                    f"FROM {self.table('sync_conflicts')} WHERE sync_name = ? "
+                    f"AND record_key IN ({', '.join('?' for _ in chunk)})",
+                    [sync_name, *chunk],
+                )
+                for key, field, warehouse, salesforce, decision, at in rows:
+                    if (key, field) not in latest or at >= latest[key, field][0]:
+                        latest[key, field] = (at, (warehouse, salesforce, decision))
+        return {where: found for where, (_, found) in latest.items()}
+
     def record_conflicts(self, sync_name: str, run_id: str, conflicts: Sequence[Conflict]) -> None:
         now = utcnow()
         rows = [
