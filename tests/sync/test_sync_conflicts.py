@@ -19,6 +19,7 @@ from test_sync_state import FakeSnowflakeWarehouse
 from local_stack.sandbox.salesforce import SandboxHandle
 from platform_assets.components.salesforce_syncs import build_sync_asset
 from platform_assets.dbt_manifest import DbtModel
+from platform_assets.integrations.salesforce.conflicts import ConflictDataError
 from platform_assets.integrations.salesforce.resource import SalesforceResource
 from platform_assets.integrations.salesforce.sync_engine import SalesforceSyncRun, SyncReport
 from platform_assets.integrations.salesforce.sync_spec import SyncConfigError, SyncSpec, load_sync_specs
@@ -325,6 +326,25 @@ def test_records_written_before_the_policy_was_declared_get_their_baseline_on_th
     assert not first.conflicts
     assert dict(second.conflicts) == {"salesforce": 1}
     assert lead(org)["FirstName"] == "Rep again"
+
+
+def test_missing_extract_or_a_failing_expression_stops_the_run_before_anything_is_sent(
+    org: SandboxHandle, warehouse: Warehouse, leads
+):
+    spec = conflict_spec("custom", salesforce_data="raw_salesforce.lead_missing")
+    lead_id = first_sync(org, warehouse, leads, spec)
+    rep_edits(org, "Lead", lead_id, FirstName="Rep")
+    model_edit(warehouse, "FirstName = 'Model'")
+    with pytest.raises(ConflictDataError, match=r"key 'salesforce_data'.*lead_missing do not exist"):
+        leads(spec)
+    broken = conflict_spec(
+        policy=None, conflict_policy={"policy": "custom", "expression": "warehouse_value +"}
+    )
+    with pytest.raises(ConflictDataError, match="custom conflict policy of FirstName: the expression failed"):
+        leads(broken)
+
+    assert lead(org)["FirstName"] == "Rep" and warehouse.failures() == {}
+    assert conflicts(warehouse) == []  # the evaluation's scratch rows are gone
 
 
 # ---------------------------------------------------------------------------- the check and metadata

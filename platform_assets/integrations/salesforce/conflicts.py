@@ -27,10 +27,11 @@ from typing import Any
 
 from platform_assets.integrations.salesforce.changes import KEEP, NULL, Change, ModelRelation, wire_value
 from platform_assets.integrations.salesforce.sync_spec import ConflictRule, SyncSpec
-from platform_assets.integrations.salesforce.sync_state import CHANGED, Conflict, SyncStore, chunked
+from platform_assets.integrations.salesforce.sync_state import CHANGED, Conflict, SyncStore
 from platform_assets.warehouse import WarehouseSession, quote_identifier
 
 WAREHOUSE, SALESFORCE, MERGED = "warehouse", "salesforce", "merged"
+PENDING = "pending"  # a custom rule's conflict while its expression is evaluated
 _MODSTAMPS = ("systemmodstamp", "lastmodifieddate")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
@@ -117,20 +118,23 @@ class ConflictResolver:
         self.baselines: dict[str, Baseline] = {}
 
     def resolve(
-        self, session: WarehouseSession, model: ModelRelation, changes: Sequence[Change]
+        self, session: WarehouseSession, model: ModelRelation, changes: Sequence[Change], keys: str
     ) -> list[Conflict]:
         """Decide every conflict, turning a change's values into what is written: KEEP where Salesforce's
-        value stays, a custom rule's value where it merges."""
-        changed = [c for c in changes if c.change_type == CHANGED]
+        value stays, a custom rule's value where it merges. `keys` is a subquery of the changed records'
+        (record_key, salesforce_id)."""
         self.baselines = {
-            key: Baseline.parse(text)
-            for key, text in self.store.sent_values(self.spec.name, [c.record_key for c in changed]).items()
+            key: Baseline.parse(text) for key, text in self.store.sent_values(self.spec.name, keys).items()
         }
-        candidates = [c for c in changed if c.record_key in self.baselines and c.salesforce_id]
+        candidates = [
+            c
+            for c in changes
+            if c.change_type == CHANGED and c.record_key in self.baselines and c.salesforce_id
+        ]
         if not candidates:
             return []
-        records = self._salesforce_records(session, [c.salesforce_id or "" for c in candidates])
-        times = self._changed_at(session, model, [c.record_key for c in candidates])
+        records = self._salesforce_records(session, keys)
+        times = self._changed_at(session, model, keys)
         conflicts = [
             conflict
             for change in candidates
@@ -179,42 +183,37 @@ class ConflictResolver:
         return found
 
     def _evaluate_custom(self, session: WarehouseSession, conflicts: list[Conflict]) -> list[Conflict]:
-        """Each custom rule's expression over its conflicts, in one VALUES query per rule and chunk."""
-        decided = [c for c in conflicts if c.decision]
-        for field, rule in self.rules.items():
-            pending = [c for c in conflicts if not c.decision and c.field == field]
-            for chunk in chunked(pending, 200):
-                rows = ", ".join(
-                    "(?, CAST(? AS VARCHAR), CAST(? AS VARCHAR), CAST(? AS VARCHAR), "
-                    "CAST(? AS TIMESTAMP), CAST(? AS TIMESTAMP))"
-                    for _ in chunk
-                )
-                params = [
-                    value
-                    for i, c in enumerate(chunk)
-                    for value in (
-                        i,
-                        c.warehouse_value,
-                        c.salesforce_value,
-                        c.last_sent_value,
-                        c.warehouse_changed_at,
-                        c.salesforce_changed_at,
-                    )
-                ]
-                sql = (
-                    f"SELECT n, CAST(({rule.expression}) AS VARCHAR) FROM (VALUES {rows}) AS t(n, "
-                    "warehouse_value, salesforce_value, last_sent_value, warehouse_changed_at, "
-                    "salesforce_changed_at)"
-                )
+        """Each custom rule's expression, run over its conflicts as rows of the conflicts table (whose
+        columns it reads): written as `pending`, evaluated in one query per rule, then removed (the
+        decided rows are recorded by the run)."""
+        pending = [c for c in conflicts if not c.decision]
+        if not pending:
+            return conflicts
+        table, name, run = self.store.table("sync_conflicts"), self.spec.name, self.run_id
+        self.store.record_conflicts(name, run, [dataclasses.replace(c, decision=PENDING) for c in pending])
+        results: dict[tuple[str, str], str | None] = {}
+        try:
+            for field in sorted({c.field for c in pending}):
+                expression = self.rules[field].expression
                 try:
-                    results = dict(session.fetchall(sql, params))
+                    rows = session.fetchall(
+                        f"SELECT record_key, CAST(({expression}) AS VARCHAR) FROM {table} "
+                        "WHERE sync_name = ? AND run_id = ? AND decision = ? AND field = ?",
+                        [name, run, PENDING, field],
+                    )
                 except Exception as exc:  # the warehouse's own error type differs per dialect
                     raise ConflictDataError(
-                        f"sync {self.spec.name} ({self.spec.source_file}), custom conflict policy of "
-                        f"{field}: the expression failed in the warehouse: {exc}. Fix its `expression`."
+                        f"sync {name} ({self.spec.source_file}), custom conflict policy of {field}: the "
+                        f"expression failed in the warehouse: {exc}. Fix its `expression`."
                     ) from exc
-                decided.extend(_custom_decision(c, results[i]) for i, c in enumerate(chunk))
-        return decided
+                results.update(((key, field), value) for key, value in rows)
+        finally:
+            session.execute(
+                f"DELETE FROM {table} WHERE sync_name = ? AND run_id = ? AND decision = ?",
+                [name, run, PENDING],
+            )
+        decided = [c for c in conflicts if c.decision]
+        return decided + [_custom_decision(c, results[c.record_key, c.field]) for c in pending]
 
     def _apply(self, changes: Sequence[Change], conflicts: Sequence[Conflict]) -> None:
         positions = {field: i for i, field in enumerate(self.fields)}
@@ -229,9 +228,7 @@ class ConflictResolver:
             )
             change.values = tuple(values)
 
-    def _salesforce_records(
-        self, session: WarehouseSession, ids: Sequence[str]
-    ) -> dict[str, SalesforceRecord]:
+    def _salesforce_records(self, session: WarehouseSession, keys: str) -> dict[str, SalesforceRecord]:
         """The latest extracted version of each record (extracts are incremental: a record may repeat)."""
         columns = {
             name.lower(): name
@@ -259,15 +256,13 @@ class ConflictResolver:
         deleted = f", {quote_identifier(columns['isdeleted'])}" if "isdeleted" in columns else ""
         relation = f"{quote_identifier(self.schema)}.{quote_identifier(self.table)}"
         latest: dict[str, tuple] = {}
-        for chunk in chunked(ids):
-            for row in session.fetchall(
-                f"SELECT {', '.join(quote_identifier(c) for c in wanted)}{deleted} FROM {relation} "
-                f"WHERE {quote_identifier(columns['id'])} IN ({', '.join('?' for _ in chunk)})",
-                list(chunk),
-            ):
-                stamp = as_utc(row[1]) or datetime.min
-                if row[0] not in latest or stamp >= latest[row[0]][0]:
-                    latest[row[0]] = (stamp, row)
+        for row in session.fetchall(
+            f"SELECT {', '.join(quote_identifier(c) for c in wanted)}{deleted} FROM {relation} "
+            f"WHERE {quote_identifier(columns['id'])} IN (SELECT salesforce_id FROM {keys} k)"
+        ):
+            stamp = as_utc(row[1]) or datetime.min
+            if row[0] not in latest or stamp >= latest[row[0]][0]:
+                latest[row[0]] = (stamp, row)
         records: dict[str, SalesforceRecord] = {}
         for record_id, (stamp, row) in latest.items():
             if deleted and str(row[-1]).strip().lower() == "true":
@@ -282,21 +277,17 @@ class ConflictResolver:
         return records
 
     def _changed_at(
-        self, session: WarehouseSession, model: ModelRelation, keys: Sequence[str]
+        self, session: WarehouseSession, model: ModelRelation, keys: str
     ) -> dict[str, datetime | None]:
         column = self.spec.changed_at_column
         if not column:
             return {}
         key = f"CAST({model.column(self.spec.primary_key)} AS VARCHAR)"
-        found: dict[str, datetime | None] = {}
-        for chunk in chunked(keys):
-            rows = session.fetchall(
-                f"SELECT {key}, {model.column(column)} FROM {model.sql} "
-                f"WHERE {key} IN ({', '.join('?' for _ in chunk)})",
-                list(chunk),
-            )
-            found.update((k, as_utc(v)) for k, v in rows)
-        return found
+        rows = session.fetchall(
+            f"SELECT {key}, {model.column(column)} FROM {model.sql} "
+            f"WHERE {key} IN (SELECT record_key FROM {keys} k)"
+        )
+        return {k: as_utc(v) for k, v in rows}
 
     def sent_values(self, change: Change, record: Mapping[str, str], sent_at: datetime) -> str:
         """The record's new baseline: the fields sent now, and the earlier value of the fields kept."""

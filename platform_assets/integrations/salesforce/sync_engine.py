@@ -438,10 +438,14 @@ class SalesforceSyncRun:
     def _resolve_conflicts(self, session: WarehouseSession, model: ModelRelation, changes: ChangeSet) -> None:
         """Decide the conflicts and record them before anything is sent: the losing value stays there."""
         assert self.resolver is not None
-        decided = self.resolver.resolve(session, model, changes.changes)
-        # A field that still disagrees the same way (e.g. Salesforce kept its value and the model sends
-        # its own again with another change) was recorded when first decided: record what is new.
-        known = self.store.recorded_conflicts(self.spec.name, sorted({c.record_key for c in decided}))
+        changed = [(c.record_key, c.salesforce_id) for c in changes.changes if c.change_type == CHANGED]
+        if not changed:
+            return
+        with self.store.scratch_keys(self.spec.name, self.run_id, changed) as keys:
+            decided = self.resolver.resolve(session, model, changes.changes, keys)
+            # A field that still disagrees the same way (e.g. Salesforce kept its value and the model
+            # sends its own again with another change) was recorded when first decided: record what is new.
+            known = self.store.recorded_conflicts(self.spec.name, keys)
         conflicts = [
             c
             for c in decided

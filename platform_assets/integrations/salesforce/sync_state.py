@@ -8,6 +8,7 @@ Tables (schema `platform_sync`, env-prefixed), one row set per sync name:
 - sync_jobs      Bulk job ids per batch, recorded as soon as Salesforce creates the job (crash recovery)
 - sync_outcomes  scratch rows while a batch's results are applied
 - sync_runs      one audit row per run
+- sync_keys      (scratch) the changed keys conflict detection joins on
 - sync_conflicts fields changed on both sides (conflict policies): both values, both times, the decision
 
 sync_state.sent_values (JSON, only for syncs with conflict policies) holds what the platform last wrote
@@ -60,6 +61,8 @@ def _tables(hash_type: str) -> dict[str, str]:
             succeeded_added INTEGER, succeeded_changed INTEGER, succeeded_removed INTEGER,
             failed_added INTEGER, failed_changed INTEGER, failed_removed INTEGER,
             unprocessed INTEGER, recovered INTEGER, job_ids VARCHAR, api_calls INTEGER, error VARCHAR""",
+        "sync_keys": """sync_name VARCHAR NOT NULL, run_id VARCHAR NOT NULL, record_key VARCHAR,
+            salesforce_id VARCHAR""",
         "sync_conflicts": """sync_name VARCHAR NOT NULL, run_id VARCHAR NOT NULL, record_key VARCHAR,
             salesforce_id VARCHAR, field VARCHAR, policy VARCHAR, warehouse_value VARCHAR,
             salesforce_value VARCHAR, last_sent_value VARCHAR, warehouse_changed_at TIMESTAMP,
@@ -93,6 +96,12 @@ _OUTCOME_COLUMNS = (
     ("status", "VARCHAR"),
     ("error", "VARCHAR"),
     ("sent_values", "VARCHAR"),
+)
+_KEY_COLUMNS = (
+    ("sync_name", "VARCHAR"),
+    ("run_id", "VARCHAR"),
+    ("record_key", "VARCHAR"),
+    ("salesforce_id", "VARCHAR"),
 )
 _CONFLICT_COLUMNS = (
     ("sync_name", "VARCHAR"),
@@ -170,10 +179,8 @@ class FailureSummary:
     sample: list[dict[str, Any]]
 
 
-def chunked(items: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:
-    """Slices for `IN (?, ...)` lists short enough for either warehouse."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def bulk_insert(
@@ -314,6 +321,7 @@ class SyncStore:
         with self.session() as session:
             session.execute(f"DELETE FROM {self.table('sync_pending')} WHERE sync_name = ?", [sync_name])
             session.execute(f"DELETE FROM {self.table('sync_outcomes')} WHERE sync_name = ?", [sync_name])
+            session.execute(f"DELETE FROM {self.table('sync_keys')} WHERE sync_name = ?", [sync_name])
 
     # ------------------------------------------------------------------ results
 
@@ -424,36 +432,53 @@ class SyncStore:
 
     # ------------------------------------------------------------------ conflicts
 
-    def sent_values(self, sync_name: str, record_keys: Sequence[str]) -> dict[str, str]:
-        """record_key -> the JSON of what the platform last wrote, for records that have it."""
-        found: dict[str, str] = {}
+    @contextmanager
+    def scratch_keys(
+        self, sync_name: str, run_id: str, rows: Sequence[tuple[str, str | None]]
+    ) -> Iterator[str]:
+        """(record_key, salesforce_id) rows to join on, as a subquery; removed afterwards. Thousands of
+        keys as `IN (?, ...)` parameters are slow to bind on DuckDB; a bulk-inserted table joins at once."""
+        table = self.table("sync_keys")
         with self.session() as session:
-            for chunk in chunked(record_keys):
-                found.update(
-                    session.fetchall(
-                        f"SELECT record_key, sent_values FROM {self.table('sync_state')} WHERE sync_name = ? "
-                        f"AND sent_values IS NOT NULL AND record_key IN ({', '.join('?' for _ in chunk)})",
-                        [sync_name, *chunk],
-                    )
+            bulk_insert(
+                session, table, _KEY_COLUMNS, [(sync_name, run_id, key, sf_id) for key, sf_id in rows]
+            )
+        try:
+            yield (
+                f"(SELECT record_key, salesforce_id FROM {table} "
+                f"WHERE sync_name = {_literal(sync_name)} AND run_id = {_literal(run_id)})"
+            )
+        finally:
+            with self.session() as session:
+                session.execute(
+                    f"DELETE FROM {table} WHERE sync_name = ? AND run_id = ?", [sync_name, run_id]
                 )
-        return found
+
+    def sent_values(self, sync_name: str, keys: str) -> dict[str, str]:
+        """record_key -> the JSON of what the platform last wrote, for the records of `keys` that have it."""
+        with self.session() as session:
+            rows = session.fetchall(
+                f"SELECT record_key, sent_values FROM {self.table('sync_state')} WHERE sync_name = ? "
+                f"AND sent_values IS NOT NULL AND record_key IN (SELECT record_key FROM {keys} k)",
+                [sync_name],
+            )
+        return dict(rows)
 
     def recorded_conflicts(
-        self, sync_name: str, record_keys: Sequence[str]
+        self, sync_name: str, keys: str
     ) -> dict[tuple[str, str], tuple[str | None, str | None, str]]:
         """(record_key, field) -> (warehouse_value, salesforce_value, decision) last recorded for it."""
         latest: dict[tuple[str, str], tuple[Any, tuple[str | None, str | None, str]]] = {}
         with self.session() as session:
-            for chunk in chunked(record_keys):
-                rows = session.fetchall(
-                    "SELECT record_key, field, warehouse_value, salesforce_value, decision, detected_at "
-                    f"FROM {self.table('sync_conflicts')} WHERE sync_name = ? "
-                    f"AND record_key IN ({', '.join('?' for _ in chunk)})",
-                    [sync_name, *chunk],
-                )
-                for key, field, warehouse, salesforce, decision, at in rows:
-                    if (key, field) not in latest or at >= latest[key, field][0]:
-                        latest[key, field] = (at, (warehouse, salesforce, decision))
+            rows = session.fetchall(
+                "SELECT record_key, field, warehouse_value, salesforce_value, decision, detected_at "
+                f"FROM {self.table('sync_conflicts')} WHERE sync_name = ? "
+                f"AND record_key IN (SELECT record_key FROM {keys} k)",
+                [sync_name],
+            )
+        for key, field, warehouse, salesforce, decision, at in rows:
+            if (key, field) not in latest or at >= latest[key, field][0]:
+                latest[key, field] = (at, (warehouse, salesforce, decision))
         return {where: found for where, (_, found) in latest.items()}
 
     def record_conflicts(self, sync_name: str, run_id: str, conflicts: Sequence[Conflict]) -> None:
