@@ -159,6 +159,8 @@ def test_both_sides_changed_the_field_the_policy_decides_and_both_values_are_rec
         (KEY, "FirstName", policy, "Model", "Rep", "First 1", decision, sent, report.run_id)
     ]
     assert dict(report.conflicts) == {decision: 1}
+    runs = "SELECT conflicts FROM platform_sync.sync_runs WHERE run_id = ?"
+    assert warehouse.sql(runs, [report.run_id]) == [(1,)]
     # Decided once: an unchanged model sends nothing and finds no new conflict.
     again = leads(spec)
     assert sum(again.planned.values()) == 0 and not again.conflicts
@@ -268,6 +270,27 @@ def test_per_field_policies_override_the_sync_policy(org: SandboxHandle, warehou
         "Company": ("custom", "salesforce"),  # the expression chose Salesforce's value
         "Email": ("last_writer_wins", "warehouse"),
     }
+
+
+def test_state_tables_from_before_conflict_policies_gain_their_columns(
+    org: SandboxHandle, warehouse: Warehouse, leads
+):
+    warehouse.sql("CREATE SCHEMA platform_sync")
+    for table, columns in {
+        "sync_state": "sync_name VARCHAR, record_key VARCHAR, row_hash UBIGINT, salesforce_id VARCHAR, "
+        "synced_at TIMESTAMP",
+        "sync_pending": "sync_name VARCHAR, run_id VARCHAR, batch_no INTEGER, record_key VARCHAR, "
+        "row_hash UBIGINT, change_type VARCHAR, salesforce_id VARCHAR, match_value VARCHAR",
+        "sync_outcomes": "sync_name VARCHAR, token VARCHAR, record_key VARCHAR, row_hash UBIGINT, "
+        "change_type VARCHAR, salesforce_id VARCHAR, status VARCHAR, error VARCHAR",
+    }.items():
+        warehouse.sql(f"CREATE TABLE platform_sync.{table} ({columns})")
+    spec = conflict_spec("salesforce_wins")
+    lead_id = first_sync(org, warehouse, leads, spec)
+    rep_edits(org, "Lead", lead_id, FirstName="Rep")
+    model_edit(warehouse, "FirstName = 'Model'")
+
+    assert dict(leads(spec).conflicts) == {"salesforce": 1}
 
 
 def test_a_conflict_still_decided_the_same_way_is_recorded_once(

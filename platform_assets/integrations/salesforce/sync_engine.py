@@ -117,6 +117,7 @@ class SyncReport:
             job_ids=",".join(self.job_ids),
             api_calls=self.api_calls,
             error=error[:2000] if error else None,
+            conflicts=int(sum(self.conflicts.values())),
         )
         return row
 

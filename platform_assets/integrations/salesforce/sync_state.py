@@ -60,7 +60,8 @@ def _tables(hash_type: str) -> dict[str, str]:
             planned_added INTEGER, planned_changed INTEGER, planned_removed INTEGER,
             succeeded_added INTEGER, succeeded_changed INTEGER, succeeded_removed INTEGER,
             failed_added INTEGER, failed_changed INTEGER, failed_removed INTEGER,
-            unprocessed INTEGER, recovered INTEGER, job_ids VARCHAR, api_calls INTEGER, error VARCHAR""",
+            unprocessed INTEGER, recovered INTEGER, job_ids VARCHAR, api_calls INTEGER, error VARCHAR,
+            conflicts INTEGER""",
         "sync_keys": """sync_name VARCHAR NOT NULL, run_id VARCHAR NOT NULL, record_key VARCHAR,
             salesforce_id VARCHAR""",
         "sync_conflicts": """sync_name VARCHAR NOT NULL, run_id VARCHAR NOT NULL, record_key VARCHAR,
@@ -71,7 +72,10 @@ def _tables(hash_type: str) -> dict[str, str]:
 
 
 # Columns added after the first release: CREATE TABLE IF NOT EXISTS leaves older tables without them.
-_ADDED_COLUMNS = {name: "sent_values VARCHAR" for name in ("sync_state", "sync_pending", "sync_outcomes")}
+_ADDED_COLUMNS = (
+    *((name, "sent_values VARCHAR") for name in ("sync_state", "sync_pending", "sync_outcomes")),
+    ("sync_runs", "conflicts INTEGER"),
+)
 
 
 # Columns written in bulk, with the DuckDB types read_json needs.
@@ -261,7 +265,7 @@ class SyncStore:
         session.execute(f"CREATE SCHEMA IF NOT EXISTS {self._schema_sql}")
         for name, columns in _tables(_HASH_TYPE[session.dialect]).items():
             session.execute(f"CREATE TABLE IF NOT EXISTS {self.table(name)} ({columns})")
-        for name, column in _ADDED_COLUMNS.items():
+        for name, column in _ADDED_COLUMNS:
             session.execute(f"ALTER TABLE {self.table(name)} ADD COLUMN IF NOT EXISTS {column}")
 
     # ------------------------------------------------------------------ pending batches and jobs
