@@ -454,6 +454,59 @@ def test_contacts_by_user_id_with_upper_case_extracts_and_only_last_modified_dat
     ]
 
 
+def test_account_updates_by_lookup_with_a_typed_extract(
+    org: SandboxHandle, warehouse: Warehouse, sync: Callable[..., SyncReport]
+):
+    """Account update mode (Ids found by Workspace_Id__c), an integer field, last_writer_wins, and an extract
+    typed as the DuckDB loader types it (TIMESTAMP stamps, BIGINT numbers, BOOLEAN IsDeleted)."""
+    warehouse.sql("CREATE SCHEMA IF NOT EXISTS activation")
+    warehouse.sql(
+        "CREATE TABLE activation.act_test_accounts AS SELECT "
+        "'ws_' || lpad(i::VARCHAR, 6, '0') AS workspace_id, "
+        "'ws_' || lpad(i::VARCHAR, 6, '0') AS Workspace_Id__c, i * 10 AS NumberOfEmployees, "
+        "'DE' AS BillingCountry, TIMESTAMP '2026-01-01' AS updated_at FROM range(1, 4) t(i)"
+    )
+    spec = SyncSpec(
+        name="test_accounts", model="act_test_accounts", object="Account", mode="update",
+        external_id_field="Workspace_Id__c", primary_key="workspace_id",
+        mapping={c: c for c in ("Workspace_Id__c", "NumberOfEmployees", "BillingCountry")},
+        conflict_policy="last_writer_wins", changed_at_column="updated_at",
+        salesforce_data="raw_salesforce.account", source_file="syncs/test_accounts.yaml",
+    )  # fmt: skip
+    assert sync(spec).succeeded["added"] == 3
+    state = warehouse.state("test_accounts")
+    rep_edits(org, "Account", state["ws_000001"][1], NumberOfEmployees="999")
+    warehouse.sql(
+        "UPDATE activation.act_test_accounts SET NumberOfEmployees = 50, updated_at = TIMESTAMP '2020-01-01' "
+        "WHERE workspace_id = 'ws_000001'"
+    )
+    warehouse.sql(
+        "UPDATE activation.act_test_accounts SET BillingCountry = 'FR' WHERE workspace_id = 'ws_000002'"
+    )
+    fields = ["Workspace_Id__c", "NumberOfEmployees", "BillingCountry"]
+    extract(org, warehouse.resource.session, "Account", fields, "account_text")
+    warehouse.sql(
+        "CREATE TABLE raw_salesforce.account AS SELECT Id, "
+        "CAST(SystemModstamp AS TIMESTAMP) AS SystemModstamp, "
+        "CAST(IsDeleted AS BOOLEAN) AS IsDeleted, Workspace_Id__c, CAST(NumberOfEmployees AS BIGINT) AS "
+        "NumberOfEmployees, BillingCountry FROM raw_salesforce.account_text"
+    )
+
+    report = sync(spec)
+
+    accounts = {
+        row["Workspace_Id__c"]: (row["NumberOfEmployees"], row["BillingCountry"])
+        for row in fast_client(org).query(
+            "SELECT Workspace_Id__c, NumberOfEmployees, BillingCountry FROM Account"
+        )
+    }
+    assert accounts["ws_000001"] == ("999", "DE") and accounts["ws_000002"] == ("20", "FR")
+    assert dict(report.conflicts) == {"salesforce": 1}  # ws_000002's unchanged numbers compare equal
+    assert warehouse.sql(
+        "SELECT record_key, field, warehouse_value, salesforce_value FROM platform_sync.sync_conflicts"
+    ) == [("ws_000001", "NumberOfEmployees", "50", "999")]
+
+
 # ---------------------------------------------------------------------------- Snowflake (fakesnow)
 
 
