@@ -46,7 +46,10 @@ _FIXES: dict[str, str] = {
     "description": "write the description as a string",
     "automation": "write automation settings as a mapping (read by the automation component)",
     "conflict_policy": f"use one of: {', '.join(POLICIES)} (custom as `{{policy: custom, expression: ...}}`)",
-    "field_conflict_policies": "map mapped Salesforce fields to a policy: `{Title: salesforce_wins}`",
+    "field_conflict_policies": "key it by fields of `mapping` (not the key field), each with a policy, "
+    "e.g. `{Title: salesforce_wins}`",
+    "*.expression": "write `expression` (policy custom only) as SQL over warehouse_value, salesforce_value "
+    "(text) and warehouse_changed_at, salesforce_changed_at (timestamps) giving the value to write",
     "salesforce_data": "name the extracted Salesforce records of the object as `schema.table`, "
     "e.g. raw_salesforce.lead (schema without the environment prefix)",
     "changed_at_column": "name the model column holding when the row last changed (a timestamp)",
@@ -154,7 +157,7 @@ class SyncSpec(pydantic.BaseModel):
 
 
 def _problem(path: Path, key: str, message: str) -> str:
-    fix = _FIXES.get(key.split(".")[0], "")
+    fix = _FIXES.get(f"*.{key.rpartition('.')[2]}") or _FIXES.get(key.split(".")[0], "")
     return f"{path}: key '{key}': {message}" + (f". Fix: {fix}." if fix else ".")
 
 
