@@ -519,7 +519,9 @@ def snowflake_warehouse() -> Iterator[FakeSnowflakeWarehouse]:
 
 def test_policies_on_the_snowflake_path(org: SandboxHandle, snowflake_warehouse: FakeSnowflakeWarehouse):
     """The whole run on Snowflake SQL: sent values in state, the extract read by upper-cased names, the
-    custom expression evaluated there, the conflicts table written and summarised."""
+    custom expression evaluated there, the conflicts table written and summarised. s1: both sides changed
+    every field; s0: only the model; s2: only Salesforce (row unchanged); s3: Salesforce changed three
+    fields while the model changed the fourth."""
     with snowflake_warehouse.session() as session:
         session.execute("CREATE SCHEMA IF NOT EXISTS activation")
         session.execute(
@@ -529,7 +531,7 @@ def test_policies_on_the_snowflake_path(org: SandboxHandle, snowflake_warehouse:
         session.executemany(
             "INSERT INTO activation.act_test_leads VALUES (?, ?, ?, ?, ?, ?, ?)",
             [(f"s{i}", f"s{i}", f"First {i}", f"Last {i}", "Acme", f"p{i}@example.com", "2026-01-01 00:00:00")
-             for i in range(2)],
+             for i in range(4)],
         )  # fmt: skip
     mapping = {c: c for c in ("Signup_Id__c", "FirstName", "LastName", "Company", "Email")}
     spec = lead_spec(
@@ -549,37 +551,53 @@ def test_policies_on_the_snowflake_path(org: SandboxHandle, snowflake_warehouse:
             model_schema="activation", run_id=f"sf-{next(runs)}",
         ).run()  # fmt: skip
 
+    def model(assignments: str, keys: str) -> None:
+        with snowflake_warehouse.session() as session:
+            session.execute(f"UPDATE activation.act_test_leads SET {assignments} WHERE signup_id IN ({keys})")
+
     run()
     with snowflake_warehouse.session() as session:
-        [(lead_id,)] = session.fetchall(
-            "SELECT salesforce_id FROM platform_sync.sync_state WHERE record_key = 's1'"
-        )
-    rep_edits(
-        org, "Lead", lead_id, FirstName="Rep", LastName="Rep", Company="Rep Co", Email="rep@example.com"
+        ids = dict(session.fetchall("SELECT record_key, salesforce_id FROM platform_sync.sync_state"))
+    rep = {"FirstName": "Rep", "LastName": "Rep", "Company": "Rep Co", "Email": "rep@example.com"}
+    for key in ("s1", "s2"):
+        rep_edits(org, "Lead", ids[key], **rep)
+    rep_edits(org, "Lead", ids["s3"], **{f: v for f, v in rep.items() if f != "Email"})
+    model(
+        "FirstName = 'Model', LastName = 'Model', Company = 'Model Co', Email = 'model@example.com', "
+        "changed_at = '2020-01-01 00:00:00'",
+        "'s0', 's1'",
     )
-    with snowflake_warehouse.session() as session:
-        session.execute(
-            "UPDATE activation.act_test_leads SET FirstName = 'Model', LastName = 'Model', "
-            "Company = 'Model Co', Email = 'model@example.com', changed_at = '2020-01-01 00:00:00' "
-            "WHERE signup_id = 's1'"
-        )
+    model("Email = 'model@example.com', changed_at = '2030-01-01 00:00:00'", "'s3'")
     extract(org, snowflake_warehouse.session, "Lead", list(mapping), "lead")
 
     report = run()
 
-    record = next(iter(fast_client(org).query(
-        "SELECT FirstName, LastName, Company, Email FROM Lead WHERE Signup_Id__c = 's1'"
-    )))  # fmt: skip
-    assert record == {
-        "FirstName": "Rep", "LastName": "Model", "Company": "Rep Co / Model Co", "Email": "rep@example.com",
-    }  # fmt: skip
-    assert dict(report.conflicts) == {"salesforce": 2, "warehouse": 1, "merged": 1}
+    fields = ("FirstName", "LastName", "Company", "Email")
+    leads = {
+        row["Signup_Id__c"]: tuple(row[f] for f in fields)
+        for row in fast_client(org).query(
+            "SELECT Signup_Id__c, FirstName, LastName, Company, Email FROM Lead"
+        )
+    }
+    assert leads == {
+        "s0": ("Model", "Model", "Model Co", "model@example.com"),
+        "s1": ("Rep", "Model", "Rep Co / Model Co", "rep@example.com"),
+        "s2": ("Rep", "Rep", "Rep Co", "rep@example.com"),
+        "s3": ("Rep", "Last 3", "Rep Co / Acme", "model@example.com"),
+    }
+    assert dict(report.succeeded) == {"changed": 3}
+    assert dict(report.conflicts) == {"salesforce": 3, "warehouse": 2, "merged": 2}
     from platform_assets.integrations.salesforce.sync_state import SyncStore
 
-    summary = SyncStore(snowflake_warehouse, "platform_sync").conflict_summary(spec.name, "sf-1")
-    assert summary.count == 4
-    assert summary.by_field == {"FirstName": 1, "LastName": 1, "Company": 1, "Email": 1}
-    assert summary.by_decision == {"salesforce": 2, "warehouse": 1, "merged": 1}
+    summary = SyncStore(snowflake_warehouse, "platform_sync").conflict_summary(
+        spec.name, "sf-1", sample_size=10
+    )
+    assert summary.by_field == {"FirstName": 2, "LastName": 2, "Company": 2, "Email": 1}
+    assert summary.by_decision == {"salesforce": 3, "warehouse": 2, "merged": 2}
+    assert {(c["record_key"], c["field"]) for c in summary.sample} == {
+        ("s1", "FirstName"), ("s1", "LastName"), ("s1", "Company"), ("s1", "Email"),
+        ("s3", "FirstName"), ("s3", "LastName"), ("s3", "Company"),
+    }  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- declaration mistakes
