@@ -112,7 +112,8 @@ def list_drops(
 ) -> tuple[list[DropFile], bool]:
     """The drop files at `<url>/<stream>/<file>` (one listing of the prefix; dot-names left out), and
     whether the store's objects are atomic (an object store: visible only once its upload completed)."""
-    fs, root = fsspec.core.url_to_fs(url, **{k: v for k, v in (storage_options or {}).items() if v})
+    options = {k: v for k, v in (storage_options or {}).items() if v} if "://" in url else {}
+    fs, root = fsspec.core.url_to_fs(url, **options)
     fs.invalidate_cache()  # fsspec reuses filesystem instances: never read a previous tick's listing
     try:
         listed = fs.find(root, detail=True)

@@ -71,5 +71,5 @@ def seed(endpoint_url: str, landing_url: str, landing_dir: Path | None) -> int:
             if path.is_file() and not path.name.startswith(".") and key not in present:
                 s3.upload_file(str(path), bucket, key)
                 uploaded += 1
-    s3.put_object(Bucket=bucket, Key=READY_KEY, Body=b"")
+    s3.put_object(Bucket=bucket, Key=READY_KEY, Body=b"", ACL="public-read")  # read by an unsigned GET
     return uploaded
