@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -451,6 +452,25 @@ def sandboxes(env: dict[str, str]) -> Iterator[None]:
             local / "warehouse.duckdb",
         ],
     }
+    landing_url = env.get("PLATFORM_LANDING_URL", "")
+    if landing_url.startswith("s3://"):  # the landing drops in a bucket: the S3 sandbox holds them, first
+        s3_port = env.get("S3_SANDBOX_PORT", "8794")
+        bucket = urllib.parse.urlsplit(landing_url).netloc
+        commands = {
+            f"http://127.0.0.1:{s3_port}/{bucket}/.sandbox-ready": [
+                PYTHON,
+                "-m",
+                "local_stack.sandbox.s3",
+                "--port",
+                s3_port,
+                "--landing-url",
+                landing_url,
+                "--seed-from",
+                local / "landing",
+            ],
+            **commands,
+        }
+        require_free_port(int(s3_port), "S3")
     require_free_port(int(sf_port), "Salesforce")
     require_free_port(int(ht_port), "Hightouch")
     require_free_port(int(pubsub_port), "Salesforce Pub/Sub", "SALESFORCE_SANDBOX_PUBSUB_PORT")
@@ -459,7 +479,8 @@ def sandboxes(env: dict[str, str]) -> Iterator[None]:
             with open(sandbox_dir / f"{command[2].rsplit('.', 1)[-1]}.log", "ab") as log_file:
                 sandbox = spawn(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
             wait_for(health, sandbox)
-        log(f"sandboxes up: Salesforce on :{sf_port}, Hightouch on :{ht_port} (logs in {sandbox_dir})")
+        s3 = f", S3 ({landing_url}) on :{s3_port}" if landing_url.startswith("s3://") else ""
+        log(f"sandboxes up: Salesforce on :{sf_port}, Hightouch on :{ht_port}{s3} (logs in {sandbox_dir})")
         yield
 
 

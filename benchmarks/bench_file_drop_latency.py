@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -83,8 +83,8 @@ def _wait_idle(instance: dg.DagsterInstance, quiet_seconds: float = 75) -> None:
     raise SystemExit(f"the platform did not become idle within {SETTLE_TIMEOUT}s")
 
 
-def _new_signup(landing: Path, number: int) -> tuple[str, Path]:
-    """A sign-up like the generator's, with a new id, appended as a new file (the way drops arrive)."""
+def _new_signup(landing: Path, number: int) -> tuple[str, str, str]:
+    """A sign-up like the generator's, with a new id: (signup_id, file name, JSON line)."""
     template = None
     for path in sorted((landing / "signups").glob("*.jsonl")):
         first = path.read_text().splitlines()[:1]
@@ -100,13 +100,16 @@ def _new_signup(landing: Path, number: int) -> tuple[str, Path]:
         "email": f"{signup_id}@example.com",
         "signed_up_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    path = landing / "signups" / f"bench_{signup_id}.jsonl"
-    partial = path.with_name(
-        "." + path.name
-    )  # written aside, then renamed: the sensor never sees half a file
-    partial.write_text(json.dumps(record) + "\n")
+    return signup_id, f"bench_{signup_id}.jsonl", json.dumps(record) + "\n"
+
+
+def drop_in_folder(landing: Path, name: str, text: str) -> str:
+    """A new file in <landing>/signups/, written aside and renamed: the sensor never sees half a file."""
+    path = landing / "signups" / name
+    partial = path.with_name("." + path.name)
+    partial.write_text(text)
     partial.rename(path)
-    return signup_id, path
+    return str(path)
 
 
 def _latest_sync(instance: dg.DagsterInstance) -> float:
@@ -114,8 +117,16 @@ def _latest_sync(instance: dg.DagsterInstance) -> float:
     return event.timestamp if event else 0.0
 
 
-def measure(drops: int, local_dir: Path) -> list[float]:
-    env = tasks.platform_env(local_dir)
+def measure(
+    drops: int,
+    local_dir: Path,
+    extra_env: dict[str, str] | None = None,
+    drop: Callable[[dict[str, str], str, str], str] | None = None,
+) -> list[float]:
+    """Latencies of `drops` new sign-ups; `drop(env, name, text)` puts one where the landing sensor watches
+    (default: the landing folder) and returns where; `extra_env` selects e.g. an S3 landing URL."""
+    env = tasks.platform_env(local_dir, **(extra_env or {}))
+    drop = drop or (lambda _env, name, text: drop_in_folder(local_dir / "landing", name, text))
     tasks.setup()
     tasks.prepare_instance(env)
     tasks.generate_sample_company(env)
@@ -163,8 +174,9 @@ def measure(drops: int, local_dir: Path) -> list[float]:
                     print("waiting until the platform is idle (sensors' first ticks catch up)…", flush=True)
                     _wait_idle(instance)
                     before = _latest_sync(instance)
-                    signup_id, path = _new_signup(local_dir / "landing", number)
+                    signup_id, name, text = _new_signup(local_dir / "landing", number)
                     dropped, wall = time.monotonic(), time.time()
+                    path = drop(env, name, text)
                     while _latest_sync(instance) <= max(before, wall):
                         if time.monotonic() - dropped > DROP_TIMEOUT:
                             raise SystemExit(

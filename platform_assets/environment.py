@@ -3,7 +3,8 @@
 Nothing here is read at import time: `current()` reads the process environment the first time it is
 called (and tests call `current.cache_clear()` after changing it), so modules can be imported freely.
 
-- local: DuckDB file, Dagster's SQLite instance, the Salesforce and Hightouch sandboxes on loopback.
+- local: DuckDB file, Dagster's SQLite instance, the Salesforce and Hightouch sandboxes on loopback (and an
+         S3-compatible server where PLATFORM_LANDING_URL puts the landing drops in a bucket).
 - ci:    Snowflake with every schema prefixed by the branch, so pull requests never touch prod tables.
 - prod:  Snowflake and the real Salesforce and Hightouch APIs.
 """
@@ -25,10 +26,14 @@ MELTANO_PROJECT_DIR = PROJECT_ROOT / "meltano"
 DEFAULT_SALESFORCE_SANDBOX_PORT = 8791
 DEFAULT_HIGHTOUCH_SANDBOX_PORT = 8792
 DEFAULT_SALESFORCE_SANDBOX_PUBSUB_PORT = 8793
+DEFAULT_S3_SANDBOX_PORT = 8794
 SALESFORCE_PUBSUB_URL = "https://api.pubsub.salesforce.com:7443"
 SANDBOX_SALESFORCE_CLIENT_ID = "platform-local-client"
 SANDBOX_SALESFORCE_CLIENT_SECRET = "platform-local-secret"
 SANDBOX_HIGHTOUCH_API_KEY = "platform-local-hightouch-key"
+# The local S3-compatible server (moto) accepts any credentials; these make the local ones explicit.
+SANDBOX_S3_ACCESS_KEY_ID = "platform-local-s3-key"
+SANDBOX_S3_SECRET_ACCESS_KEY = "platform-local-s3-secret"
 
 
 class Mode(StrEnum):
@@ -75,6 +80,21 @@ class PlatformEnvironment:
     @property
     def landing_dir(self) -> Path:
         return Path(os.environ.get("PLATFORM_LANDING_DIR", self.local_dir / "landing"))
+
+    @property
+    def landing_url(self) -> str:
+        """Where file drops land: PLATFORM_LANDING_URL (e.g. s3://bucket/prefix), else the landing folder."""
+        return os.environ.get("PLATFORM_LANDING_URL") or str(self.landing_dir)
+
+    @property
+    def s3_endpoint_url(self) -> str | None:
+        """The S3 endpoint: locally the S3 sandbox on loopback; elsewhere AWS unless PLATFORM_S3_ENDPOINT_URL
+        names an S3-compatible server."""
+        if url := os.environ.get("PLATFORM_S3_ENDPOINT_URL"):
+            return url
+        if self.is_local:
+            return f"http://127.0.0.1:{os.environ.get('S3_SANDBOX_PORT', DEFAULT_S3_SANDBOX_PORT)}"
+        return None
 
     @property
     def dagster_home(self) -> Path:

@@ -44,7 +44,7 @@ def table_counts() -> dict[str, list[tuple[str, int]]]:
 
 def render(counts: dict[str, list[tuple[str, int]]]) -> str:
     env = environment.current()
-    lines = [f"Warehouse: {env.duckdb_path}", f"Landing folder: {env.landing_dir}"]
+    lines = [f"Warehouse: {env.duckdb_path}", f"Landing: {env.landing_url}"]
     for layer in LAYERS:
         rows = counts.get(layer)
         if not rows:

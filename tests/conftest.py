@@ -16,7 +16,14 @@ def local_platform(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[environment.PlatformEnvironment]:
     """A local platform environment whose state (warehouse, landing folder, instance) lives in tmp_path."""
-    for variable in ("PLATFORM_ENV", "PLATFORM_DUCKDB_PATH", "PLATFORM_LANDING_DIR", "PLATFORM_APP_DB_URL"):
+    for variable in (
+        "PLATFORM_ENV",
+        "PLATFORM_DUCKDB_PATH",
+        "PLATFORM_LANDING_DIR",
+        "PLATFORM_LANDING_URL",
+        "PLATFORM_S3_ENDPOINT_URL",
+        "PLATFORM_APP_DB_URL",
+    ):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("PLATFORM_LOCAL_DIR", str(tmp_path / "local"))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "local" / "dagster_home"))
@@ -48,3 +55,13 @@ def postgres_reachable(host: str = "127.0.0.1", port: int = 5432) -> bool:
 requires_postgres = pytest.mark.skipif(
     not postgres_reachable(), reason="PostgreSQL is not reachable at 127.0.0.1:5432 (CI has it)"
 )
+
+
+@pytest.fixture(scope="session")
+def s3_sandbox() -> Iterator[str]:
+    """The local S3-compatible server (moto's server mode, real S3 HTTP API) on a free loopback port, in
+    this process; yields its endpoint URL. Each test uses its own bucket (`s3_landing`)."""
+    from local_stack.sandbox.s3 import running
+
+    with running(port=0) as endpoint_url:
+        yield endpoint_url

@@ -9,6 +9,7 @@ every run request a run key derived from what changed, so a repeated tick never 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -18,9 +19,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
 
 from platform_assets import environment
-from platform_assets.env_templates import SettingTemplate, TemplateError
+from platform_assets.env_templates import SettingTemplate, TemplateError, parse_settings, resolve_settings
 
 RAW = "raw"
 DROP_SUFFIXES = (".csv", ".jsonl", ".json", ".csv.gz", ".jsonl.gz")
@@ -70,14 +73,16 @@ def _split_loaded(
 
 @dataclass(frozen=True)
 class FolderSignature:
-    """What identifies the content of an append-only stream folder: files, bytes, newest change."""
+    """What identifies the content of an append-only stream folder: files, bytes, a digest of each file's
+    name, size and version (ETag or mtime), and the newest change."""
 
     files: int
     size: int
+    digest: str
     mtime_ns: int
 
     def token(self) -> str:
-        return f"{self.files}-{self.size}-{self.mtime_ns}"
+        return f"{self.files}-{self.size}-{self.digest}-{self.mtime_ns}"
 
     @staticmethod
     def newest_change(token: str) -> float:
@@ -85,41 +90,87 @@ class FolderSignature:
         return int(token.rsplit("-", 1)[1]) / 1e9
 
 
-def folder_signature(
-    folder: Path, settle_seconds: float, now: float, suffixes: tuple[str, ...] = DROP_SUFFIXES
-) -> FolderSignature | None:
-    """The folder's signature, or None while a file is still being written (changed < settle_seconds)."""
-    files = [
-        path
-        for path in folder.iterdir()
-        if path.is_file() and not path.name.startswith(".") and path.name.endswith(suffixes)
-    ]
-    stats = [path.stat() for path in files]
-    if any(now - stat.st_mtime < settle_seconds for stat in stats):
+@dataclass(frozen=True)
+class DropFile:
+    """One file as listed: its path relative to the watched root, size, version and modification time."""
+
+    relative: str
+    size: int
+    version: str
+    mtime: float
+
+
+def _mtime(info: Mapping) -> float:
+    """A listing entry's modification time: `mtime` on a local disk, `LastModified` on S3."""
+    if "LastModified" in info:
+        return info["LastModified"].timestamp()
+    return float(info.get("mtime") or 0)
+
+
+def list_drops(
+    url: str, storage_options: Mapping[str, str] | None = None, suffixes: tuple[str, ...] = DROP_SUFFIXES
+) -> tuple[list[DropFile], bool]:
+    """The drop files at `<url>/<stream>/<file>` (one listing of the prefix; dot-names left out), and
+    whether the store's objects are atomic (an object store: visible only once its upload completed)."""
+    options = {k: v for k, v in (storage_options or {}).items() if v} if "://" in url else {}
+    fs, root = fsspec.core.url_to_fs(url, **options)
+    fs.invalidate_cache()  # fsspec reuses filesystem instances: never read a previous tick's listing
+    try:
+        listed = fs.find(root, detail=True)
+    except FileNotFoundError:
+        listed = {}
+    base = root.rstrip("/") + "/"
+    drops = []
+    for path, info in listed.items():
+        relative = path[len(base) :] if path.startswith(base) else ""
+        parts = relative.split("/")
+        if len(parts) != 2 or any(part.startswith(".") for part in parts) or not relative.endswith(suffixes):
+            continue  # deeper files are not the streams'; dot-names are drops still being written
+        version = str(info.get("ETag") or info.get("mtime") or "")
+        drops.append(DropFile(relative, int(info.get("size") or 0), version, _mtime(info)))
+    return drops, not isinstance(fs, LocalFileSystem)
+
+
+def folder_signature(files: Iterable[DropFile], settle_seconds: float, now: float) -> FolderSignature | None:
+    """The signature of one stream's files, or None while one is still being written (changed less than
+    `settle_seconds` ago)."""
+    files = sorted(files, key=lambda drop: drop.relative)
+    if any(now - drop.mtime < settle_seconds for drop in files):
         return None
+    digest = hashlib.sha1(
+        "\n".join(f"{d.relative}:{d.size}:{d.version}" for d in files).encode(), usedforsecurity=False
+    ).hexdigest()[:12]
     return FolderSignature(
-        files=len(stats),
-        size=sum(stat.st_size for stat in stats),
-        mtime_ns=max((stat.st_mtime_ns for stat in stats), default=0),
+        files=len(files),
+        size=sum(drop.size for drop in files),
+        digest=digest,
+        mtime_ns=int(max((drop.mtime for drop in files), default=0) * 1e9),
     )
 
 
 def drop_changes(
-    drop_dir: Path,
+    url: str | Path,
     cursor: Mapping[str, str],
     settle_seconds: float,
     now: float | None = None,
     suffixes: tuple[str, ...] = DROP_SUFFIXES,
+    storage_options: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """Streams (sub-folders) whose files changed since the cursor -> their new signature token."""
-    if not drop_dir.is_dir():
-        return {}
+    """Streams (sub-folders or sub-prefixes) whose files changed since the cursor -> their new token.
+
+    Locally a file changed within `settle_seconds` is still being written; an object store shows an object
+    only once its upload completed (a multipart upload in progress is not listed), so nothing settles there.
+    """
+    drops, atomic = list_drops(str(url), storage_options, suffixes)
     now = time.time() if now is None else now
+    by_stream: dict[str, list[DropFile]] = {}
+    for drop in drops:
+        by_stream.setdefault(drop.relative.split("/", 1)[0], []).append(drop)
     changed = {}
-    for folder in sorted(p for p in drop_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        signature = folder_signature(folder, settle_seconds, now, suffixes)
-        if signature is not None and signature.files and cursor.get(folder.name) != signature.token():
-            changed[folder.name] = signature.token()
+    for stream, files in sorted(by_stream.items()):
+        signature = folder_signature(files, 0 if atomic else settle_seconds, now)
+        if signature is not None and cursor.get(stream) != signature.token():
+            changed[stream] = signature.token()
     return changed
 
 
@@ -131,13 +182,17 @@ def build_file_drop_sensor(
     suffixes: tuple[str, ...] = DROP_SUFFIXES,
     default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED,
     where: str = "folder",
+    storage_options: Mapping[str, str | Mapping[str, str]] | None = None,
 ) -> dg.SensorDefinition:
     """`<source>_file_drop`: ingests the streams of `source` whose `<folder>/<stream>/` got files.
 
-    `folder` is a template (e.g. "{landing_dir}"); `where` names its declaration in error messages.
+    `folder` is a template (e.g. "{landing_url}"): a local folder or an object-store prefix
+    (s3://bucket/prefix); `storage_options` are fsspec's options for it (e.g. endpoint_url, key, secret),
+    templates too; `where` names the declaration in error messages.
     """
     name = f"{source}_file_drop"
     folder_template = SettingTemplate.parse(folder, where)
+    option_templates = parse_settings(storage_options or {}, where.rsplit(".", 1)[0] + ".storage_options")
 
     @dg.sensor(
         name=name,
@@ -149,12 +204,14 @@ def build_file_drop_sensor(
         tags={"layer": "ingestion"},
     )
     def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+        env = environment.current()
         try:
-            drop_dir = Path(folder_template.require(environment.current()))
+            drop_dir = folder_template.require(env)
+            options = resolve_settings(option_templates, env)
         except TemplateError as unset:
             return dg.SkipReason(f"no folder to watch: {unset}")
         cursor: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-        changed = drop_changes(drop_dir, cursor, settle_seconds, suffixes=suffixes)
+        changed = drop_changes(drop_dir, cursor, settle_seconds, suffixes=suffixes, storage_options=options)
         keys = stream_keys(context.repository_def, source)
         unknown = sorted(set(changed) - set(keys))
         if unknown:

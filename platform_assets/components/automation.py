@@ -36,7 +36,15 @@ class FileDropSensorSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     source: str = Field(description="A source of defs/ingestion/sources.yaml.")
-    folder: str = Field(description="Template over the platform environment, e.g. '{landing_dir}'.")
+    folder: str = Field(
+        description="Template over the platform environment: a folder or an object-store prefix, e.g. "
+        "'{landing_url}' (s3://bucket/prefix where PLATFORM_LANDING_URL says so)."
+    )
+    storage_options: dict[str, str | dict[str, str]] = Field(
+        default_factory=dict,
+        description="fsspec options for an object-store folder (endpoint_url, key, secret), as templates; "
+        "unset ones fall back to the AWS credential chain.",
+    )
     interval_seconds: int = 30
     settle_seconds: float = Field(
         default=5.0, description="Files changed more recently are still being written."
@@ -185,6 +193,7 @@ def build_automation_defs(
             suffixes=tuple(drop.suffixes),
             default_status=sensor_status,
             where=f"{where}: sensors.file_drops[{index}].folder",
+            storage_options=drop.storage_options,
         )
         for index, drop in enumerate(sensors.file_drops)
     ] + [

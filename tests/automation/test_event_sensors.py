@@ -325,3 +325,90 @@ def test_unknown_sources_and_placeholders_fail_load_naming_defs_yaml_and_the_key
     )
     with pytest.raises(ValueError, match=expected):
         component.build_defs(dg.ComponentTree.for_test().load_context)
+
+
+# ---------------------------------------------------------------- object store (the local S3 sandbox)
+
+
+@pytest.fixture
+def bucket(local_platform, s3_sandbox: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, object]:
+    """A fresh bucket on the loopback S3 server, selected as the landing URL with a nested prefix."""
+    from local_stack.sandbox.s3 import client
+
+    name = f"drops-{uuid.uuid4().hex[:12]}"
+    s3 = client(s3_sandbox)
+    s3.create_bucket(Bucket=name)
+    monkeypatch.setenv("PLATFORM_LANDING_URL", f"s3://{name}/{S3_PREFIX}")
+    monkeypatch.setenv("PLATFORM_S3_ENDPOINT_URL", s3_sandbox)
+    environment.current.cache_clear()
+    return name, s3
+
+
+S3_PREFIX = "teams/partners/drops"
+S3_OPTIONS = {"endpoint_url": "{s3_endpoint_url}", "key": "{SANDBOX_S3_ACCESS_KEY_ID}", "secret": "x"}
+
+
+def test_s3_sensor_lists_the_prefix_and_launches_only_the_streams_whose_objects_arrived(bucket) -> None:
+    name, s3 = bucket
+    sensor = build_file_drop_sensor(
+        "partner", "{landing_url}", settle_seconds=3600, storage_options=S3_OPTIONS
+    )
+    defs = dg.Definitions(
+        assets=_stream_assets("partner", ["shipments", "returns", "carriers"]), sensors=[sensor]
+    )
+    instance = dg.DagsterInstance.ephemeral()
+    assert _tick(sensor, defs, instance, None).run_requests == [], "an empty bucket triggers nothing"
+
+    s3.put_object(Bucket=name, Key=f"{S3_PREFIX}/shipments/a.csv", Body=b"id\n1\n")
+    s3.put_object(Bucket=name, Key=f"{S3_PREFIX}/returns/a.jsonl", Body=b'{"id": 1}\n')
+    s3.put_object(Bucket=name, Key=f"{S3_PREFIX}/carriers/archive/old.csv", Body=b"id\n1\n")  # too deep
+    s3.put_object(Bucket=name, Key=f"{S3_PREFIX}/carriers/.part.csv", Body=b"id\n1\n")  # a dot-name
+    s3.put_object(Bucket=name, Key=f"{S3_PREFIX}-old/carriers/a.csv", Body=b"id\n1\n")  # another prefix
+    first = _tick(sensor, defs, instance, None)
+    assert _requested(first) == [["raw/partner/returns", "raw/partner/shipments"]], (
+        "objects count once visible (no settling on an object store); only <prefix>/<stream>/<object>"
+    )
+    for _ in range(2):
+        again = _tick(sensor, defs, instance, first.cursor)
+        assert again.run_requests == [] and again.cursor == first.cursor, "a repeated tick launches nothing"
+
+    s3.put_object(Bucket=name, Key=f"{S3_PREFIX}/shipments/a.csv", Body=b"id\n1\n2\n")  # replaced, grown
+    second = _tick(sensor, defs, instance, first.cursor)
+    assert _requested(second) == [["raw/partner/shipments"]]
+    s3.put_object(Bucket=name, Key=f"{S3_PREFIX}/carriers/b.csv", Body=b"id\n1\n")
+    third = _tick(sensor, defs, instance, second.cursor)
+    assert _requested(third) == [["raw/partner/carriers"]]
+    assert len({r.run_key for r in first.run_requests + second.run_requests + third.run_requests}) == 3
+
+
+def test_s3_sensor_does_not_see_an_object_whose_multipart_upload_is_in_progress(bucket) -> None:
+    name, s3 = bucket
+    sensor = build_file_drop_sensor("partner", "{landing_url}", storage_options=S3_OPTIONS)
+    defs = dg.Definitions(assets=_stream_assets("partner", ["shipments"]), sensors=[sensor])
+    instance = dg.DagsterInstance.ephemeral()
+    key = f"{S3_PREFIX}/shipments/big.csv"
+    upload = s3.create_multipart_upload(Bucket=name, Key=key)
+    part = s3.upload_part(Bucket=name, Key=key, UploadId=upload["UploadId"], PartNumber=1, Body=b"id\n1\n")
+    waiting = _tick(sensor, defs, instance, None)
+    assert waiting.run_requests == [], "an upload in progress is not an object yet"
+    s3.complete_multipart_upload(
+        Bucket=name,
+        Key=key,
+        UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+    )
+    assert _requested(_tick(sensor, defs, instance, waiting.cursor)) == [["raw/partner/shipments"]]
+
+
+def test_the_declared_landing_sensor_watches_the_bucket_where_the_landing_url_says_so(bucket) -> None:
+    """defs/automation/defs.yaml's landing sensor with PLATFORM_LANDING_URL=s3://…: its declared storage
+    options (the local S3 sandbox's endpoint and credentials) reach the bucket."""
+    name, s3 = bucket
+    tree = dg.ComponentTree.for_project(environment.PROJECT_ROOT / "platform_assets")
+    sensor = next(
+        s for s in tree.build_defs(Path("automation")).sensors or [] if s.name == "landing_file_drop"
+    )
+    defs = dg.Definitions(assets=_stream_assets("landing", ["invoices", "campaigns"]), sensors=[sensor])
+    s3.put_object(Bucket=name, Key=f"{S3_PREFIX}/campaigns/2026-03-01.csv", Body=b"campaign_id\ncmp_1\n")
+    result = _tick(sensor, defs, dg.DagsterInstance.ephemeral(), None)
+    assert _requested(result) == [["raw/landing/campaigns"]]

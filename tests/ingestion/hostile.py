@@ -21,8 +21,9 @@ SOURCE = "drops"
 PLUGINS = (("extractors", "tap-landing"), ("loaders", "target-duckdb"))
 
 
-def hostile_project(root: Path, streams: dict[str, dict]) -> tuple[Path, Path]:
-    """(meltano project dir, sources.yaml) declaring `streams` (name -> tap-landing stream definition)."""
+def hostile_project(root: Path, streams: dict[str, dict], settings: dict | None = None) -> tuple[Path, Path]:
+    """(meltano project dir, sources.yaml) declaring `streams` (name -> tap-landing stream definition);
+    `settings` are the source's tap-landing settings (default: the landing folder)."""
     project = yaml.safe_load((environment.MELTANO_PROJECT_DIR / "meltano.yml").read_text())
     [tap] = [p for p in project["plugins"]["extractors"] if p["name"] == "tap-landing"]
     tap["config"]["streams"] = [{"name": name, **definition} for name, definition in streams.items()]
@@ -42,7 +43,7 @@ def hostile_project(root: Path, streams: dict[str, dict]) -> tuple[Path, Path]:
                 "extractor": "tap-landing",
                 "description": "Hostile file drops.",
                 "owners": ["team:data-platform"],
-                "settings": {"root": "{landing_dir}"},
+                "settings": settings or {"root": "{landing_dir}"},
                 "streams": {name: {"description": f"Case {name}."} for name in streams},
             }
         },

@@ -15,6 +15,23 @@ def test_local_is_the_default_and_keeps_state_under_the_local_dir(local_platform
     assert isinstance(warehouse_resource(local_platform), DuckDBWarehouse)
 
 
+def test_the_landing_url_selects_a_bucket_and_the_s3_endpoint_follows_the_mode(local_platform, monkeypatch):
+    monkeypatch.delenv("S3_SANDBOX_PORT", raising=False)
+    assert local_platform.landing_url == str(local_platform.landing_dir), "the landing folder by default"
+    assert local_platform.s3_endpoint_url == f"http://127.0.0.1:{environment.DEFAULT_S3_SANDBOX_PORT}"
+    monkeypatch.setenv("PLATFORM_LANDING_URL", "s3://acme-drops/landing")
+    monkeypatch.setenv("S3_SANDBOX_PORT", "18794")
+    environment.current.cache_clear()
+    local = environment.current()
+    assert (local.landing_url, local.s3_endpoint_url) == ("s3://acme-drops/landing", "http://127.0.0.1:18794")
+    monkeypatch.setenv("PLATFORM_ENV", "prod")
+    environment.current.cache_clear()
+    assert environment.current().s3_endpoint_url is None, "AWS itself in prod"
+    monkeypatch.setenv("PLATFORM_S3_ENDPOINT_URL", "https://minio.internal:9000")
+    environment.current.cache_clear()
+    assert environment.current().s3_endpoint_url == "https://minio.internal:9000"
+
+
 def test_prod_lists_every_missing_setting_at_once(local_platform, monkeypatch):
     for variables in environment.REQUIRED_SETTINGS.values():
         for variable in variables:

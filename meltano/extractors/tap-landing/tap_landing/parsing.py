@@ -16,9 +16,11 @@ written: reading stops before it (`LandingFile.waiting` says so) and it loads on
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import gzip
+import io
 import json
 import sys
 import zlib
@@ -34,6 +36,7 @@ COMPRESSED_SUFFIX = ".gz"
 _BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _SKIP_CHUNK = 1024 * 1024
+_READ_BUFFER = 1024 * 1024
 _TRUE = {"true", "t", "1", "yes", "y"}
 _FALSE = {"false", "f", "0", "no", "n"}
 
@@ -41,7 +44,7 @@ _FALSE = {"false", "f", "0", "no", "n"}
 class LandingDataError(ValueError):
     """A landing file that cannot be read as declared; names the file and line."""
 
-    def __init__(self, path: Path, line: int | None, reason: str):
+    def __init__(self, path: Path | str, line: int | None, reason: str):
         self.path = path
         self.line = line
         self.reason = reason
@@ -144,8 +147,14 @@ class LandingFile:
     error (a last line with no newline yet, a compressed file not written to its end yet).
     """
 
-    def __init__(self, path: Path, max_record_bytes: int = MAX_RECORD_BYTES):
-        self.path = path
+    def __init__(
+        self,
+        path: Path | str,
+        max_record_bytes: int = MAX_RECORD_BYTES,
+        opener: Callable[[], IO[bytes]] | None = None,
+    ):
+        self.path = path  # as errors name it: a local path or a URL (s3://bucket/…)
+        self._opener = opener or (lambda: Path(path).open("rb", buffering=0))  # noqa: SIM115 (open() closes it)
         self.max_record_bytes = max_record_bytes
         self.line = 0
         self.waiting: str | None = None
@@ -155,10 +164,15 @@ class LandingFile:
     def error(self, reason: str, line: int | None = None) -> LandingDataError:
         return LandingDataError(self.path, self.line if line is None else line, reason)
 
-    def open(self) -> IO[bytes]:
-        if self.path.name.endswith(COMPRESSED_SUFFIX):
-            return gzip.open(self.path, "rb")
-        return self.path.open("rb")
+    @contextlib.contextmanager
+    def open(self) -> Iterator[IO[bytes]]:
+        """The file's bytes (decompressed for `.gz`), buffered: every reader bounds `readline` by size."""
+        with self._opener() as raw, io.BufferedReader(raw, _READ_BUFFER) as buffered:  # type: ignore[arg-type]
+            if str(self.path).endswith(COMPRESSED_SUFFIX):
+                with gzip.GzipFile(fileobj=buffered, mode="rb") as unzipped:
+                    yield unzipped
+            else:
+                yield buffered
 
     def start_record(self) -> None:
         self.record_start, self._record_bytes = self.line + 1, 0

@@ -16,7 +16,7 @@ changed in a later drop is a new line (raw keeps every version; staging keeps th
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
+from functools import cached_property
 from typing import Any
 
 from singer_sdk import Stream, Tap
@@ -32,6 +32,7 @@ from tap_landing.parsing import (
     LandingFile,
     json_schema_for,
 )
+from tap_landing.storage import LandingStorage
 
 SOURCE_FILE = "_source_file"
 SOURCE_LINE = "_source_line"
@@ -59,23 +60,23 @@ class LandingStream(Stream):
         self.failure: LandingDataError | None = None
 
     @property
-    def folder(self) -> Path:
-        return Path(self.config["root"]) / self.name
+    def storage(self) -> LandingStorage:
+        return self._tap.storage  # type: ignore[attr-defined]
 
     @property
     def partitions(self) -> list[dict] | None:
-        if not self.folder.is_dir():
-            self.logger.warning("No folder %s yet: nothing to read for stream '%s'.", self.folder, self.name)
+        entries = self.storage.files(self.name)
+        if entries is None:
+            folder = self.storage.shown(self.storage.folder(self.name))
+            self.logger.warning("No folder %s yet: nothing to read for stream '%s'.", folder, self.name)
             return []
         files = []
-        for path in sorted(self.folder.iterdir()):
-            if path.name.startswith(".") or not path.is_file():
-                continue  # dot-files are drops still being written
-            if not path.name.endswith((f".{self.format}", f".{self.format}{COMPRESSED_SUFFIX}")):
+        for entry in entries:
+            if not entry.name.endswith((f".{self.format}", f".{self.format}{COMPRESSED_SUFFIX}")):
                 reason = f"this stream reads only .{self.format} (or .{self.format}.gz) files; move it"
-                self._fail(LandingDataError(path, None, reason))
+                self._fail(LandingDataError(entry.shown, None, reason))
                 return []
-            files.append({"file": f"{self.name}/{path.name}"})
+            files.append({"file": f"{self.name}/{entry.name}"})
         return files
 
     def get_records(self, context: dict | None) -> Iterable[dict[str, Any]]:
@@ -83,7 +84,8 @@ class LandingStream(Stream):
             return  # a stream stops at its first malformed line, whatever file comes next
         relative = context["file"]
         after_line = int(self.get_starting_replication_key_value(context) or 0)
-        file = LandingFile(Path(self.config["root"]) / relative, self.max_record_bytes)
+        path = f"{self.storage.root.rstrip('/')}/{relative}"
+        file = LandingFile(self.storage.shown(path), self.max_record_bytes, self.storage.opener(path))
         try:
             for line, record in READERS[self.format](file, self.columns, after_line):
                 record[SOURCE_FILE] = relative
@@ -107,11 +109,28 @@ class LandingStream(Stream):
 
 
 class TapLanding(Tap):
-    """Singer tap for the platform's landing folder."""
+    """Singer tap for the platform's landing folder or object-store prefix."""
 
     name = "tap-landing"
     config_jsonschema = th.PropertiesList(
-        th.Property("root", th.StringType, required=True, description="The landing folder."),
+        th.Property(
+            "root",
+            th.StringType,
+            required=True,
+            description="The landing folder, or an object-store prefix (s3://bucket/prefix).",
+        ),
+        th.Property(
+            "endpoint_url",
+            th.StringType,
+            description="S3 endpoint of an S3-compatible server (e.g. the local one); unset: AWS.",
+        ),
+        th.Property(
+            "aws_access_key_id",
+            th.StringType,
+            secret=True,
+            description="Unset: the AWS credential chain (AWS_* environment variables, profile, role).",
+        ),
+        th.Property("aws_secret_access_key", th.StringType, secret=True),
         th.Property(
             "streams",
             th.ArrayType(
@@ -133,6 +152,16 @@ class TapLanding(Tap):
         ),
     ).to_dict()
 
+    @cached_property
+    def storage(self) -> LandingStorage:
+        options = {
+            "endpoint_url": self.config.get("endpoint_url"),
+            "key": self.config.get("aws_access_key_id"),
+            "secret": self.config.get("aws_secret_access_key"),
+        }
+        root = self.config["root"]
+        return LandingStorage(root, options if "://" in root else None)
+
     def discover_streams(self) -> list[Stream]:
         streams = []
         for definition in self.config["streams"]:
@@ -150,9 +179,7 @@ class TapLanding(Tap):
         failed = [s for s in self.streams.values() if isinstance(s, LandingStream) and s.failure is not None]
         if failed:
             details = "; ".join(f"stream '{s.name}': {s.failure}" for s in failed)
-            raise LandingDataError(
-                Path(self.config["root"]), None, f"{len(failed)} stream(s) failed: {details}"
-            )
+            raise LandingDataError(self.config["root"], None, f"{len(failed)} stream(s) failed: {details}")
 
 
 if __name__ == "__main__":
