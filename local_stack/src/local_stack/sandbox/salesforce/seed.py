@@ -8,7 +8,7 @@ from local_stack.sandbox.salesforce.errors import ApiError
 from local_stack.sandbox.salesforce.schema import OBJECTS, ObjectSpec, find_object, normalize_id
 from local_stack.sandbox.salesforce.store import Org
 
-SEED_ORDER = ("User", "Account", "Contact", "Lead", "Opportunity", "Task")
+SEED_ORDER = ("User", "Account", "Contact", "Lead", "Opportunity", "Task", "Campaign", "CampaignMember")
 # Seed documents may name a referenced record by this key instead of its Id (the sample company does).
 SEED_LOOKUP_KEYS = {
     "User": "Username",
@@ -16,6 +16,7 @@ SEED_LOOKUP_KEYS = {
     "Lead": "Signup_Id__c",
     "Contact": "User_Id__c",
     "Opportunity": "Workspace_Id__c",
+    "Campaign": "Campaign_Id__c",
 }
 
 
