@@ -35,9 +35,10 @@ class WorkflowSyncs:
     hightouch: dict[str, HightouchSync] = field(default_factory=dict)
 
 
-def load_workflow_syncs(folder: Path, manifest: dbt_manifest.DbtManifest | None = None) -> WorkflowSyncs:
-    """`folder`/salesforce and `folder`/hightouch, each optional; models resolve through the manifest."""
-    manifest = manifest if manifest is not None else dbt_manifest.read_if_prepared()
+def load_workflow_syncs(folder: Path, manifest_path: Path | None = None) -> WorkflowSyncs:
+    """`folder`/salesforce and `folder`/hightouch, each optional; models resolve through the prepared dbt
+    manifest (default dbt_project/target/manifest.json; where none is prepared, write `schema.name`)."""
+    manifest = dbt_manifest.read_if_prepared(manifest_path or dbt_manifest.DEFAULT_MANIFEST_PATH)
     salesforce: dict[str, tuple[SyncSpec, DbtModel]] = {}
     if (folder / "salesforce").is_dir():
         for spec in load_sync_specs(folder / "salesforce", manifest):
@@ -64,12 +65,14 @@ def check_references(workflow: Workflow, syncs: WorkflowSyncs) -> None:
             if step.salesforce_sync.where and spec.mode == "mirror":
                 raise WorkflowConfigError(
                     f"{where}.salesforce_sync.where': sync {name!r} is a mirror sync, which deletes what "
-                    f"left its model; a slice of the model cannot tell that. Use upsert or insert. {DOCS_HINT}"
+                    "left its model; a slice of the model cannot tell that. Use upsert or insert. "
+                    + DOCS_HINT
                 )
         if step.hightouch_sync is not None and step.hightouch_sync.sync not in syncs.hightouch:
             raise WorkflowConfigError(
                 f"{where}.hightouch_sync.sync': no Hightouch sync {step.hightouch_sync.sync!r} in "
-                f"{_folder(syncs, 'hightouch')} (declared: {', '.join(syncs.hightouch) or 'none'}). {DOCS_HINT}"
+                f"{_folder(syncs, 'hightouch')} (declared: {', '.join(syncs.hightouch) or 'none'}). "
+                + DOCS_HINT
             )
 
 

@@ -205,7 +205,11 @@ OBJECTS: dict[str, ObjectSpec] = {
             "00v",
             _system(
                 FieldSpec(
-                    "CampaignId", "reference", required=True, reference_to=("Campaign",), updateable=False,
+                    "CampaignId",
+                    "reference",
+                    required=True,
+                    reference_to=("Campaign",),
+                    updateable=False,
                     length=18,
                 ),
                 FieldSpec("LeadId", "reference", reference_to=("Lead",), updateable=False, length=18),
