@@ -139,6 +139,8 @@ def variables_op(workflow: Workflow) -> dg.OpDefinition:
     @dg.op(name=op_name(workflow, VARIABLES_OP), config_schema=schema, out=dg.Out(dict))
     def _variables(context: dg.OpExecutionContext) -> dict:
         values = dict(context.op_config)
+        # A run launched from the launchpad has no variable tags yet: the Runs page shows these.
+        context.instance.add_run_tags(context.run_id, variable_tags(values))
         context.log.info(
             f"workflow {workflow.name} {workflow.version}: variables {json.dumps(values, default=str)}"
         )
@@ -346,6 +348,15 @@ def _coerce(kind: type, value: Any) -> Any:
     return str(value) if kind is str else kind(value)
 
 
+def variable_tags(variables: Mapping[str, Any]) -> dict[str, str]:
+    """`workflow/var.<name>` tags (values cut to 200 characters); unset variables have none."""
+    return {
+        f"{VARIABLE_TAG_PREFIX}{name}": str(value)[:200]
+        for name, value in variables.items()
+        if value is not None
+    }
+
+
 def run_request(
     workflow: Workflow, variables: Mapping[str, Any], run_key: str | None, extra_tags: Mapping[str, str] = {}
 ) -> dg.RunRequest:
@@ -355,7 +366,7 @@ def run_request(
         run_config={"ops": {VARIABLES_OP: {"config": values}}},
         tags={
             **version_tags(workflow),
-            **{f"{VARIABLE_TAG_PREFIX}{name}": str(value)[:200] for name, value in variables.items()},
+            **variable_tags(variables),
             **extra_tags,
         },
     )
