@@ -114,6 +114,7 @@ def hightouch(local_platform: PlatformEnvironment, campaigns: DuckDBWarehouse) -
 
 @pytest.fixture
 def defs(
+    instance: dg.DagsterInstance,  # first: loading definitions reads the live instance's state storage
     campaigns: DuckDBWarehouse,
     org: SandboxHandle,
     hightouch: HightouchSandbox,
