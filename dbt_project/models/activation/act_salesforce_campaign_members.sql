@@ -2,8 +2,8 @@
     (open Leads with an email) for every channel, and customers (Contacts with an email) for the email and
     events channels. The Campaign is named by its Campaign_Id__c, so the member needs no Salesforce Id of
     the Campaign. Sent by the publish_campaigns workflow, one campaign per run. -#}
-with campaigns as (
-    select campaign_id, channel from {{ ref('stg_landing__campaigns') }}
+with campaigns as (  -- those still to run: an ended campaign's audience is not sent any more
+    select campaign_id, channel from {{ ref('stg_landing__campaigns') }} where ended_on >= current_date
 ),
 
 leads as (
