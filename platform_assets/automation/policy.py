@@ -12,6 +12,7 @@ A condition or freshness policy the asset's component already set is kept unless
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +30,8 @@ from platform_assets.automation.settings import (
     PolicySettings,
     parse_declaration,
 )
+
+logger = logging.getLogger(__name__)
 
 POLICY_METADATA_KEY = "platform/automation_policy"
 """Definitions metadata key under which the automation component publishes its PolicySettings."""
@@ -55,18 +58,28 @@ def _overrides_by_key(
 ) -> dict[dg.AssetKey, list[AutomationDeclaration]]:
     """Which overrides select which assets, resolved with Dagster's own selection syntax."""
     selected: dict[dg.AssetKey, list[AutomationDeclaration]] = {}
-    for override in settings.overrides:
+    for index, override in enumerate(settings.overrides):
+        where = f"defs/automation/defs.yaml policy.overrides[{index}].select ({override.select!r})"
+        matched: list[dg.AssetKey] = []
 
         def record(
-            spec: dg.AssetSpec, declaration: AutomationDeclaration = override.automation
+            spec: dg.AssetSpec,
+            declaration: AutomationDeclaration = override.automation,
+            matched: list[dg.AssetKey] = matched,
         ) -> dg.AssetSpec:
             selected.setdefault(spec.key, []).append(declaration)
+            matched.append(spec.key)
             return spec
 
         try:
             defs.map_resolved_asset_specs(func=record, selection=override.select)
         except dg.DagsterInvalidSubsetError:
-            continue  # the selection names assets that are not loaded (yet): nothing to override
+            pass  # names an asset key that is not loaded: reported below like any empty selection
+        except dg.DagsterError as error:  # a malformed selection string (its own class is not public)
+            raise AutomationSettingsError(f"{where}: {error} (Dagster's asset selection syntax)") from error
+        if not matched:
+            # Not an error: an override may name assets of a source that this environment does not load.
+            logger.warning("%s selects no asset: the override applies to nothing", where)
     return selected
 
 

@@ -43,6 +43,12 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, requests.ConnectionError | requests.Timeout)
 
 
+CHECK_NAME = "no_rejected_rows"
+"""The non-blocking check on every Hightouch sync: rows the destination rejected in the latest run (a run
+that passes with a warning). Like a Salesforce sync's check, the policy's `retry_failed_checks` runs the
+sync again while it fails."""
+
+
 # -- the component ----------------------------------------------------------------------------------
 
 
@@ -112,8 +118,16 @@ def sync_spec(sync: HightouchSync) -> dg.AssetSpec:
 def sync_asset(sync: HightouchSync, retry: dg.RetryPolicy | None = None) -> dg.AssetsDefinition:
     # The sandbox (and, in prod, Hightouch itself) reads the warehouse: the `warehouse` pool keeps the
     # local DuckDB writer (dbt, loads) from holding the file while it does.
+    spec = sync_spec(sync)
+    check = dg.AssetCheckSpec(
+        CHECK_NAME,
+        asset=spec.key,
+        blocking=False,
+        description="Rows the destination rejected in the latest Hightouch run; warns while any were.",
+    )
+
     @dg.multi_asset(
-        name=f"hightouch_{sync.name}", specs=[sync_spec(sync)], pool="warehouse", retry_policy=retry
+        name=f"hightouch_{sync.name}", specs=[spec], check_specs=[check], pool="warehouse", retry_policy=retry
     )
     def _sync(context: dg.AssetExecutionContext, hightouch: HightouchResource) -> dg.MaterializeResult:
         with only_transient_retried(is_transient):
@@ -160,7 +174,29 @@ def run_sync(context: dg.AssetExecutionContext, hightouch: HightouchResource, sy
         context.log.warning(
             f"Hightouch run {run_id} ended with a warning (passing as configured): {run.error}"
         )
-    return dg.MaterializeResult(metadata=metadata)
+    return dg.MaterializeResult(metadata=metadata, check_results=[rejected_rows_check(sync, run)])
+
+
+def rejected_rows_check(sync: HightouchSync, run: HightouchRun) -> dg.AssetCheckResult:
+    failed = run.failed
+    return dg.AssetCheckResult(
+        check_name=CHECK_NAME,
+        asset_key=sync.asset_key,
+        passed=failed.total == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            f"The destination rejected {failed.total} row(s) in Hightouch run {run.id}: "
+            f"{run.error or 'Hightouch gave no message'}. Hightouch lists them on the run's page."
+            if failed.total
+            else "The destination accepted every row."
+        ),
+        metadata={
+            "failed_added": failed.added,
+            "failed_changed": failed.changed,
+            "failed_removed": failed.removed,
+            "failed_total": failed.total,
+        },
+    )
 
 
 def _verdict(run: HightouchRun, on_warning: str) -> str | None:

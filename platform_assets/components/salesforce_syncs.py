@@ -37,6 +37,7 @@ from platform_assets.resources import salesforce_resource
 
 SYNC_STATE_SCHEMA = "platform_sync"
 CHECK_NAME = "no_failed_records"
+CONFLICTS_CHECK_NAME = "no_conflicts"
 
 # The failures a later attempt can get past: Salesforce unavailable after the client's own bounded
 # retries, a Bulk job Salesforce failed or aborted (its records are sent again), the network.
@@ -131,6 +132,11 @@ def report_metadata(report: SyncReport) -> dict[str, Any]:
         )
     if report.failure_sample:
         metadata["failure_sample"] = dg.MetadataValue.json(report.failure_sample)
+    if report.conflicts or report.conflict_sample:
+        metadata["conflicts"] = int(sum(report.conflicts.values()))
+        for decision, count in sorted(report.conflicts.items()):
+            metadata[f"conflicts_{decision}"] = int(count)
+        metadata["conflict_sample"] = dg.MetadataValue.json(report.conflict_sample)
     if report.job_errors:
         metadata["job_errors"] = dg.MetadataValue.json(report.job_errors)
     if report.skipped_null_keys or report.skipped_duplicate_keys:
@@ -160,6 +166,30 @@ def failures_check(store: SyncStore, spec: SyncSpec) -> dg.AssetCheckResult:
     )
 
 
+def conflicts_check(store: SyncStore, spec: SyncSpec, run_id: str) -> dg.AssetCheckResult:
+    """This run's conflicts: counts by decision and field, a sample with both values (never blocking)."""
+    summary = store.conflict_summary(spec.name, run_id)
+    table = store.table("sync_conflicts")
+    return dg.AssetCheckResult(
+        check_name=CONFLICTS_CHECK_NAME,
+        asset_key=dg.AssetKey(spec.asset_key),
+        passed=summary.count == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            f"{summary.count} field(s) changed in Salesforce and in the warehouse were decided by the "
+            f"conflict policy; both values are in {table} (sync_name = '{spec.name}', run_id = '{run_id}')."
+            if summary.count
+            else "No field changed on both sides since the platform last wrote it."
+        ),
+        metadata={
+            "conflicts": summary.count,
+            **{f"decided_{d}": n for d, n in sorted(summary.by_decision.items())},
+            "by_field": dg.MetadataValue.json(summary.by_field),
+            "sample": dg.MetadataValue.json(summary.sample),
+        },
+    )
+
+
 # ------------------------------------------------------------------------------ assets
 
 
@@ -182,6 +212,26 @@ def build_sync_asset(
     }
     if spec.automation is not None:
         static_metadata["platform/automation"] = dg.MetadataValue.json(spec.automation)
+    check_specs = [
+        dg.AssetCheckSpec(
+            CHECK_NAME,
+            asset=key,
+            blocking=False,
+            description="Records Salesforce rejected (sync_failures); warns while any remain.",
+        )
+    ]
+    if spec.detects_conflicts:
+        rules = {field: rule.policy for field, rule in spec.conflict_rules().items()}
+        static_metadata["conflict_policies"] = dg.MetadataValue.json(rules)
+        check_specs.append(
+            dg.AssetCheckSpec(
+                CONFLICTS_CHECK_NAME,
+                asset=key,
+                blocking=False,
+                description="Fields changed on both sides, decided by the conflict policy (sync_conflicts); "
+                "warns when a run found any.",
+            )
+        )
 
     @dg.asset(
         key=key,
@@ -196,14 +246,7 @@ def build_sync_asset(
         pool=pool,
         retry_policy=retry,
         required_resource_keys={"salesforce", "warehouse"},
-        check_specs=[
-            dg.AssetCheckSpec(
-                CHECK_NAME,
-                asset=key,
-                blocking=False,
-                description="Records Salesforce rejected (sync_failures); warns while any remain.",
-            )
-        ],
+        check_specs=check_specs,
     )
     def _sync(context: dg.AssetExecutionContext, config: SalesforceSyncConfig) -> dg.MaterializeResult:
         with only_transient_retried(is_transient):
@@ -231,6 +274,7 @@ def build_sync_asset(
             run_id=context.run.run_id,
             full_resync=config.full_resync,
             recovery_timeout=config.recovery_timeout_seconds,
+            schema_prefix=env.schema(""),
         )
         try:
             report = run.run()
@@ -241,8 +285,10 @@ def build_sync_asset(
         metadata = report_metadata(report)
         with store.pinned():
             metadata["dagster/row_count"] = store.state_count(spec.name)
-            check = failures_check(store, spec)
-        return dg.MaterializeResult(metadata=metadata, check_results=[check])
+            checks = [failures_check(store, spec)]
+            if spec.detects_conflicts:
+                checks.append(conflicts_check(store, spec, context.run.run_id))
+        return dg.MaterializeResult(metadata=metadata, check_results=checks)
 
     return _sync
 

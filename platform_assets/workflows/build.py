@@ -23,6 +23,7 @@ import dagster as dg
 import requests
 from dagster_graphql import DagsterGraphQLClient
 
+from platform_assets import environment
 from platform_assets.automation.alerts import DEFAULT_DAGSTER_URL, Alert, AlertsResource
 from platform_assets.components.salesforce_syncs import sync_pool
 from platform_assets.warehouse import Warehouse
@@ -56,6 +57,10 @@ _MATCHES = {"success": {SUCCEEDED}, "failure": {FAILED}, "completion": {SUCCEEDE
 
 class WorkflowTriggerError(RuntimeError):
     """The trigger query's rows do not fit the declaration; names the file and the columns."""
+
+
+class AppDbNotConfigured(RuntimeError):
+    """A trigger reads the application database where none is configured: its sensor skips, saying so."""
 
 
 def job_name(workflow: Workflow) -> str:
@@ -379,10 +384,20 @@ def trigger_rows(
     trigger = workflow.document.trigger
     assert trigger is not None
     declared = workflow.document.variables
-    with warehouse.session(read_only=not trigger.prepare) as session:
-        for statement in trigger.prepare:
-            declared_sql.execute(session, statement, {})
-        rows = declared_sql.fetch_rows(session, trigger.sql, {**workflow.defaults(), **overrides})
+    values = {**workflow.defaults(), **overrides}
+    if trigger.database == "app_db":
+        url = environment.current().app_db_url
+        if url is None:
+            raise AppDbNotConfigured(
+                f"{workflow.source_file}: key 'trigger.database': the application database is not "
+                "configured (set PLATFORM_APP_DB_URL)"
+            )
+        rows = declared_sql.fetch_app_db_rows(url, trigger.sql, values)
+    else:
+        with warehouse.session(read_only=not trigger.prepare) as session:
+            for statement in trigger.prepare:
+                declared_sql.execute(session, statement, {})
+            rows = declared_sql.fetch_rows(session, trigger.sql, values)
     if not trigger.each_row:
         rows = rows[:1]
     found: dict[str, dict[str, Any]] = {}
@@ -449,6 +464,8 @@ def trigger_sensor(workflow: Workflow, job: dg.JobDefinition, running: bool) -> 
     def _trigger(context: dg.SensorEvaluationContext, warehouse: dg.ResourceParam[Warehouse]):
         try:
             requests_ = trigger_requests(workflow, context.instance, warehouse)
+        except AppDbNotConfigured as unset:
+            return dg.SkipReason(str(unset))
         except Exception as error:
             if not declared_sql.missing_relation(error):
                 raise

@@ -56,7 +56,12 @@ class Variable(_Strict):
 
 
 class Trigger(_Strict):
-    sql: str = Field(description="Query against the warehouse; `:name` binds a variable's default.")
+    sql: str = Field(description="The query; `:name` binds a variable's default.")
+    database: Literal["warehouse", "app_db"] = Field(
+        default="warehouse",
+        description="Where the query runs: the warehouse, or the application database "
+        "(PLATFORM_APP_DB_URL, read-only; the sensor skips while it is unset).",
+    )
     prepare: list[str] = Field(
         default_factory=list,
         description="Idempotent statements run before the query (e.g. `create table if not exists` of the "
@@ -271,6 +276,11 @@ def check(workflow: Workflow) -> None:
     trigger = document.trigger
     if trigger:
         _check_sql(trigger.sql, variables, f"{path}: key 'trigger.sql'")
+        if trigger.database == "app_db":
+            if trigger.prepare:
+                fail("trigger.prepare", "the application database is only read: keep state in the warehouse")
+            if "{schema:" in trigger.sql:
+                fail("trigger.sql", "{schema:…} names warehouse schemas; name the application's schema")
         for index, statement in enumerate(trigger.prepare):
             _check_sql(statement, frozenset(), f"{path}: key 'trigger.prepare[{index}]'")
         if not trigger.each_row and trigger.into is not None and trigger.into not in variables:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from contextlib import closing
 from typing import Any
+
+import psycopg2
 
 from platform_assets import environment
 from platform_assets.warehouse import WarehouseSession, quote_identifier
@@ -68,6 +71,34 @@ def fetch_rows(session: WarehouseSession, sql: str, values: Mapping[str, Any]) -
     text, params = bind(sql, values)
     cursor = session.raw.cursor()  # type: ignore[attr-defined]  # the column names need the cursor
     cursor.execute(text, params)
+    return _rows(cursor)
+
+
+def fetch_app_db_rows(url: str, sql: str, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Rows of a query against the application database (PostgreSQL), in a read-only transaction."""
+    text, params = _bind_pyformat(sql, values)
+    with closing(psycopg2.connect(url)) as connection:
+        connection.set_session(readonly=True)
+        with connection.cursor() as cursor:
+            cursor.execute(text, params)
+            return _rows(cursor)
+
+
+def _bind_pyformat(sql: str, values: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    """psycopg2's `%s` placeholders: every other `%` (a LIKE pattern, say) is escaped as `%%`."""
+    marker = "\x00"
+    params: list[Any] = []
+
+    def replace(match: re.Match[str]) -> str:
+        if match["name"]:
+            params.append(values[match["name"]])
+            return marker
+        return match.group(0)
+
+    return _TOKENS.sub(replace, sql).replace("%", "%%").replace(marker, "%s"), params
+
+
+def _rows(cursor: Any) -> list[dict[str, Any]]:
     columns = [str(column[0]).lower() for column in cursor.description]
     return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
@@ -81,4 +112,5 @@ def missing_relation(error: Exception) -> bool:
     """Whether a query failed because a table or schema it reads does not exist yet (before the first
     build): a sensor then skips with the error instead of failing every tick."""
     text = str(error).lower()
-    return "does not exist" in text and any(word in text for word in ("table", "schema", "object", "catalog"))
+    words = ("table", "schema", "object", "catalog", "relation")
+    return "does not exist" in text and any(word in text for word in words)

@@ -98,6 +98,7 @@ def run_salesforce_sync(
         model_schema=env.schema(model.schema),
         model_table=model.table,
         run_id=context.run_id,
+        schema_prefix=env.schema(""),
         scope=scope,
     ).run()
     metadata = report_metadata(report)

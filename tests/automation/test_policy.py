@@ -82,3 +82,24 @@ def test_bad_declaration_names_the_asset_the_file_and_the_key() -> None:
         )
     with pytest.raises(AutomationSettingsError, match="not a cron"):
         _policy(_spec(["raw", "x", "y"], "ingestion", cadence="every minute"))
+
+
+def test_override_selection_is_checked_at_load() -> None:
+    """A malformed selection fails naming the override; one that selects nothing is logged, not ignored."""
+    from platform_assets.automation.settings import Override
+
+    def settings(select: str) -> PolicySettings:
+        return PolicySettings(overrides=[Override(select=select, automation={"condition": "manual"})])
+
+    spec = _spec(["raw", "x", "y"], "ingestion")
+    with pytest.raises(AutomationSettingsError, match=r"policy\.overrides\[0\]\.select.*key:raw/\(\("):
+        _policy(spec, settings=settings("key:raw/(("))
+
+
+def test_override_that_selects_nothing_is_reported(caplog: pytest.LogCaptureFixture) -> None:
+    from platform_assets.automation.settings import Override
+
+    only = PolicySettings(overrides=[Override(select="key:typo/*", automation={"condition": "manual"})])
+    with caplog.at_level("WARNING", logger="platform_assets.automation.policy"):
+        _policy(_spec(["raw", "x", "y"], "ingestion"), settings=only)
+    assert "policy.overrides[0].select ('key:typo/*') selects no asset" in caplog.text

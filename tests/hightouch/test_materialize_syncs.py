@@ -38,6 +38,9 @@ def test_materializing_a_sync_reports_hightouch_row_counts_and_run_link(sandbox,
     metadata = metadata_of(result, TRIAL_KEY)
     assert (metadata["planned_added"], metadata["planned_changed"], metadata["planned_removed"]) == (5, 0, 0)
     assert metadata["successful_added"] == 5 and metadata["failed_total"] == 0
+    assert [(c.check_name, c.passed) for c in result.get_asset_check_evaluations()] == [
+        ("no_rejected_rows", True)
+    ]
     assert metadata["query_size"] == 5 and metadata["completion_ratio"] == 1.0
     assert metadata["hightouch/status"] == "success"
     assert metadata["destination"] == "Braze (trial nurture journey)"
@@ -78,6 +81,13 @@ def test_warning_passes_when_the_sync_says_on_warning_pass(sandbox, build_compon
     assert metadata["hightouch/status"] == "warning"
     assert metadata["failed_added"] == 1 and metadata["successful_added"] == 4
     assert metadata["hightouch/error"] == "1 e-mail address bounced"
+    (check,) = result.get_asset_check_evaluations()
+    assert (check.check_name, check.passed, check.severity) == (
+        "no_rejected_rows",
+        False,
+        dg.AssetCheckSeverity.WARN,
+    )
+    assert check.metadata["failed_total"].value == 1 and "1 e-mail address bounced" in check.description
 
 
 def test_warning_fails_when_the_sync_says_on_warning_fail(sandbox, build_component_defs):

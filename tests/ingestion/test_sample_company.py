@@ -137,7 +137,7 @@ def test_append_rows_rejects_unknown_stream(tmp_path: Path) -> None:
 
 
 SALESFORCE_FIELDS = {
-    "User": {"Username", "FirstName", "LastName", "Email", "Title", "IsActive"},
+    "User": {"Username", "FirstName", "LastName", "Email", "Title", "IsActive", "Department", "Territory__c"},
     "Account": {
         "Name",
         "Website",

@@ -80,6 +80,15 @@ def test_dockerfile_builds_from_the_lock_prepares_the_manifest_and_serves_grpc()
         assert secret not in env_lines, f"{secret} must not be baked into the image"
 
 
+def test_dockerfile_records_the_git_revision_that_workflow_runs_tag() -> None:
+    """The image has no .git, so workflow versions would say `unknown` without the build argument."""
+    instructions = dockerfile_instructions()
+    assert ("ARG", "GIT_REVISION=unknown") in instructions
+    env_lines = " ".join(args for instr, args in instructions if instr == "ENV")
+    assert "PLATFORM_GIT_REVISION=${GIT_REVISION}" in env_lines
+    assert "--build-arg GIT_REVISION=" in (REPO_ROOT / "docs" / "production.md").read_text()
+
+
 @pytest.fixture(scope="module")
 def helm_values() -> dict:
     return yaml.safe_load((DEPLOY_DIR / "helm" / "values.yaml").read_text())

@@ -9,6 +9,7 @@ import pytest
 from sf_helpers import MANAGER_ID, credentials_for, fast_client
 
 from local_stack.sandbox.salesforce import SandboxHandle, start_sandbox
+from local_stack.sandbox.salesforce.schema import forget_added_fields
 from platform_assets.integrations.salesforce.client import SalesforceClient
 
 
@@ -16,6 +17,13 @@ from platform_assets.integrations.salesforce.client import SalesforceClient
 def sandbox(tmp_path: Path) -> Iterator[SandboxHandle]:
     with start_sandbox(db_path=tmp_path / "org.sqlite") as handle:
         yield handle
+
+
+@pytest.fixture
+def added_fields() -> Iterator[None]:
+    """For tests that add fields to the sandbox's objects: the catalog is the process's, so forget them."""
+    yield
+    forget_added_fields()
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.error
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import requests
 from sf_helpers import MANAGER_ID, credentials_for, fast_client, leads
 
 from local_stack.sandbox.salesforce import SandboxHandle, admin, start_sandbox
-from local_stack.sandbox.salesforce.schema import checksum_suffix, normalize_id
+from local_stack.sandbox.salesforce.schema import checksum_suffix, forget_added_fields, normalize_id
 from platform_assets.integrations.salesforce.client import SalesforceClient
 
 
@@ -298,3 +299,51 @@ def test_sample_company_org_seeds_with_references_resolved(client: SalesforceCli
     assert owners and owners <= users
     orphans = list(client.query("SELECT Id FROM Opportunity WHERE AccountId = null"))
     assert orphans == [] and sandbox.count("Opportunity") == len(data["Opportunity"])
+
+
+def test_case_and_a_custom_object_take_bulk_jobs_and_a_field_added_at_run_time_survives_restart(
+    tmp_path: Path, added_fields: None
+) -> None:
+    db = tmp_path / "org.sqlite"
+    with start_sandbox(db_path=db) as org, start_sandbox(db_path=tmp_path / "other.sqlite") as other:
+        client = fast_client(credentials_for(org))
+        client.ingest("Account", "insert", [{"Name": "Acme", "Workspace_Id__c": "ws_1"}])
+        made = client.ingest(
+            "Subscription__c",
+            "insert",
+            [{"Name": "Pro", "Account__r.Workspace_Id__c": "ws_1", "Discount__c": 5}],
+        )
+        assert not made.failed, made.failed
+        client.ingest("Case", "insert", [{"Subject": "Down", "Priority": "High"}])
+        keyless = requests.post(
+            f"{org.url}/__sandbox/fields", json={"object": "Case", "name": "X__c"}, timeout=10
+        )
+        assert keyless.status_code == 401
+        for bad, reason in [
+            ({"object": "Nope__c", "name": "X__c"}, "no sObject 'Nope__c'"),
+            ({"object": "Case", "name": "X__c", "type": "blob"}, "unknown field type 'blob'"),
+            ({"object": "Case", "name": "Subject", "type": "int"}, "Case.Subject exists already"),
+        ]:
+            with pytest.raises(urllib.error.HTTPError) as error:
+                admin(org.url, "fields", bad)
+            assert error.value.code == 400 and reason in error.value.read().decode()
+
+        admin(org.url, "fields", {"object": "Case", "name": "Severity__c", "type": "picklist", "length": 40})
+        org.add_field("Subscription__c", "Seats_Used__c", "int")
+        client.ingest("Case", "insert", [{"Subject": "Slow", "Severity__c": "Sev2"}])
+        assert {
+            r["Subject"]: r["Severity__c"] for r in client.query("SELECT Subject, Severity__c FROM Case")
+        } == {
+            "Down": "",  # Bulk CSV: empty = null
+            "Slow": "Sev2",
+        }
+        # Another org of this process has the column too (the catalog is the process's).
+        assert list(fast_client(credentials_for(other)).query("SELECT Id, Severity__c FROM Case")) == []
+    forget_added_fields()  # a new process: the fields come back from the org's file
+    with start_sandbox(db_path=db) as again:
+        client = fast_client(credentials_for(again))
+        fields = {f["name"]: f["type"] for f in client.describe("Subscription__c")["fields"]}
+        assert fields["Seats_Used__c"] == "int" and fields["Discount__c"] == "percent"
+        assert [
+            r["Severity__c"] for r in client.query("SELECT Severity__c FROM Case WHERE Subject = 'Slow'")
+        ] == ["Sev2"]

@@ -73,6 +73,10 @@ def test_full_then_incremental_extraction(
                 "start_date": "2020-01-01T00:00:00Z",
                 "poll_interval": 0.05,
                 "page_size": 2,
+                "streams": [
+                    {"name": n.lower(), "object": n, "fields": "*"}
+                    for n in ("User", "Account", "Lead", "Contact", "Opportunity", "Task", "Case")
+                ],
             }
         )
     )
@@ -98,3 +102,28 @@ def test_full_then_incremental_extraction(
     changed = {m["record"]["Id"]: m["record"] for m in records}
     assert set(changed) == {lead_ids[2], lead_ids[4]}
     assert changed[lead_ids[2]]["Title"] == "Head of Data" and changed[lead_ids[4]]["IsDeleted"] is True
+
+
+def test_an_object_the_org_lacks_fails_discovery_naming_the_stream(
+    tap_executable: Path, sandbox: SandboxHandle, tmp_path: Path
+) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(
+        json.dumps(
+            {
+                "login_url": sandbox.url,
+                "client_id": sandbox.client_id,
+                "client_secret": sandbox.client_secret,
+                "streams": [{"name": "renewals", "object": "Renewal__c"}],
+            }
+        )
+    )
+    done = subprocess.run(
+        [str(tap_executable), "--config", str(config), "--discover"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert "streams[name=renewals] (object Renewal__c): describe failed" in done.stderr
+    assert "NOT_FOUND" in done.stderr

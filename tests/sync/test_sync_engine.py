@@ -472,8 +472,8 @@ def test_sales_scenario_syncs_create_leads_opportunities_tasks_and_update_arr(
         "CREATE TABLE activation.act_salesforce_opportunities AS SELECT 'ws_000001' AS workspace_id, "
         "'ws_000001' AS Workspace_Id__c, 'Acme 1 - Renewal' AS Name, ? AS AccountId, "
         "'Qualification' AS StageName, DATE '2026-12-01' AS CloseDate, 12000.00::DECIMAL(18, 2) AS Amount, "
-        "'Existing Customer - Renewal' AS Type",
-        [accounts["ws_000001"]],
+        "'Existing Customer - Renewal' AS Type, ? AS OwnerId",
+        [accounts["ws_000001"], MANAGER_ID],
     )
     warehouse.sql(
         "CREATE TABLE activation.act_salesforce_tasks AS SELECT 'invoice_past_due:inv_1' AS task_key, "
@@ -497,8 +497,9 @@ def test_sales_scenario_syncs_create_leads_opportunities_tasks_and_update_arr(
     assert float(lead["Product_Usage_Score__c"]) == 87.5 and lead["Last_Active_At__c"].startswith(
         "2026-03-01T12:30"
     )
-    (opportunity,) = client.query("SELECT AccountId, CloseDate, Amount FROM Opportunity")
+    (opportunity,) = client.query("SELECT AccountId, CloseDate, Amount, OwnerId FROM Opportunity")
     assert opportunity["AccountId"] == accounts["ws_000001"] and opportunity["CloseDate"] == "2026-12-01"
+    assert opportunity["OwnerId"] == MANAGER_ID
     (task,) = client.query("SELECT WhatId, OwnerId, Platform_Key__c FROM Task")
     assert (task["WhatId"], task["OwnerId"]) == (accounts["ws_000002"], MANAGER_ID)
     (account,) = client.query("SELECT ARR__c, Plan__c FROM Account WHERE Workspace_Id__c = 'ws_000003'")

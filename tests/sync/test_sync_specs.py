@@ -73,8 +73,16 @@ def test_repo_syncs_become_salesforce_assets_depending_on_activation_models(tmp_
         assert spec.kinds == {"salesforce"}
         assert spec.tags["layer"] == "activation"
     assert {assets.node_def.pool for assets in defs.assets} == {"warehouse"}
-    checks = {key.name for assets in defs.assets for key in assets.check_keys}
-    assert checks == {"no_failed_records"}
+    checks = {key.asset_key.path[-1]: set() for assets in defs.assets for key in assets.check_keys}
+    for key in (key for assets in defs.assets for key in assets.check_keys):
+        checks[key.asset_key.path[-1]].add(key.name)
+    # Syncs declaring conflict policies also report conflicts (docs/salesforce-syncs.md#conflict-policies).
+    assert checks == {
+        "leads": {"no_failed_records", "no_conflicts"},
+        "account_arr": {"no_failed_records", "no_conflicts"},
+        "opportunities": {"no_failed_records"},
+        "tasks": {"no_failed_records"},
+    }
     assert isinstance(defs.resources["salesforce"], SalesforceResource)
 
 

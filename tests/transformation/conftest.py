@@ -447,7 +447,37 @@ SALESFORCE: dict[str, list[dict]] = {
             email="alice@corp.example",
             title="Account Manager",
             isactive="true",
-        )
+            department="Account Management",
+            territory__c="AMER",
+        ),
+        # Joined later: second in AMER's rotation.
+        _sf(
+            "005000000000002",
+            username="bob@corp",
+            lastname="Second",
+            email="bob@corp.example",
+            isactive="true",
+            department="Account Management",
+            territory__c="AMER",
+            createddate="2026-02-01T00:00:00.000+0000",
+        ),
+        # Not in the pool: inactive, or another team.
+        _sf(
+            "005000000000003",
+            username="carl@corp",
+            lastname="Gone",
+            isactive="false",
+            department="Account Management",
+            territory__c="AMER",
+        ),
+        _sf(
+            "005000000000004",
+            username="dee@corp",
+            lastname="Sdr",
+            isactive="true",
+            department="Sales Development",
+            territory__c="AMER",
+        ),
     ],
     "account": [
         # An older version of Gamma's Account (superseded by the later SystemModstamp).
@@ -559,7 +589,7 @@ SALESFORCE: dict[str, list[dict]] = {
 
 # Every field of the contract's Salesforce objects becomes a column, as the tap extracts them.
 SALESFORCE_FIELDS = {
-    "user": ["username", "firstname", "lastname", "email", "title", "isactive"],
+    "user": ["username", "firstname", "lastname", "email", "title", "isactive", "department", "territory__c"],
     "account": [
         "name",
         "website",

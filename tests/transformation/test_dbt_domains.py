@@ -273,9 +273,10 @@ def test_lead_activation_sends_new_signups_and_changed_platform_leads_only(wareh
         "order by 1",
     )
     # sgn_000001 and sgn_000005: their workspaces have Accounts; sgn_000007: a Contact has the email;
-    # sgn_000008: its Lead is up to date. sgn_000004's Lead keeps the rep's last name.
+    # sgn_000008: its Lead is up to date. sgn_000004 carries the sign-up's last name: the rep's edit in
+    # Salesforce wins by the leads sync's conflict policy, not in the model.
     assert rows == [
-        ("sgn_000004", "Trent-Rep-Edited", "Beta", 1),
+        ("sgn_000004", "Trent", "Beta", 1),
         ("sgn_000006", "sam", "Beta", 1),
     ]
     columns = [
@@ -305,15 +306,28 @@ def test_lead_activation_sends_new_signups_and_changed_platform_leads_only(wareh
 
 @pytest.mark.integration
 def test_opportunities_tasks_and_arr_cover_only_what_salesforce_lacks(warehouse):
+    # Acme (US, AMER) goes to AMER's first account manager: Alice joined before Bob; Carl is inactive, Dee
+    # in another team.
     assert query(
         warehouse,
-        "select workspace_id, AccountId, cast(CloseDate as varchar), Amount "
+        "select workspace_id, AccountId, cast(CloseDate as varchar), Amount, OwnerId "
         "from activation.act_salesforce_opportunities",
-    ) == [("ws_000001", "001000000000001", "2027-01-10", Decimal("1200.00"))]
-    # The past-due task for inv_000002 already exists in Salesforce; the usage drop at Gamma is new.
+    ) == [("ws_000001", "001000000000001", "2027-01-10", Decimal("1200.00"), "005000000000001")]
     assert query(
-        warehouse, "select Platform_Key__c, WhatId, OwnerId, Status from activation.act_salesforce_tasks"
-    ) == [("usage_drop:ws_000003:2026-03-15", "001000000000003", "005000000000001", "Not Started")]
+        warehouse, "select salesforce_user_id, territory from sales.sales_account_managers order by 1"
+    ) == [
+        ("005000000000001", "AMER"),
+        ("005000000000002", "AMER"),
+    ]
+    # The past-due task for inv_000002 already exists in Salesforce; the usage drop at Gamma is new, and so
+    # is the follow-up of Acme's new renewal, for its owner.
+    assert query(
+        warehouse,
+        "select Platform_Key__c, WhatId, OwnerId, Status from activation.act_salesforce_tasks order by 1",
+    ) == [
+        ("renewal_follow_up:ws_000001", "001000000000001", "005000000000001", "Not Started"),
+        ("usage_drop:ws_000003:2026-03-15", "001000000000003", "005000000000001", "Not Started"),
+    ]
     assert query(
         warehouse, "select workspace_id, ARR__c, Plan__c from activation.act_salesforce_account_arr"
     ) == [("ws_000001", Decimal("1200.00"), "team")]

@@ -1,6 +1,7 @@
 {#- Leads to upsert (by Signup_Id__c): sign-ups Salesforce does not know yet — no Lead with that
     sign-up or email, no Contact for that user or email, no Account for the workspace — plus platform
-    Leads not yet converted whose usage fields changed. Existing Leads keep the names reps may have edited.
+    Leads not yet converted whose usage fields changed. Names, company, title and email are the sign-up's:
+    a rep's later edit of them in Salesforce wins by the sync's conflict policy (salesforce_wins), not here.
     Emails compare lower-case and trimmed; of several new sign-ups with one email (in one batch too), only
     the earliest (signed_up_at, then signup_id) becomes a Lead, so one person never gets two Leads. -#}
 with signups as (
@@ -63,11 +64,11 @@ changed_leads as (
         signups.signup_id,
         signups.user_id,
         signups.workspace_id,
-        coalesce(leads.email, signups.email) as email,
-        coalesce(leads.first_name, signups.first_name) as first_name,
-        coalesce(leads.last_name, signups.last_name) as last_name,
-        coalesce(leads.company, signups.company) as company,
-        coalesce(leads.title, signups.title) as title,
+        signups.email,
+        signups.first_name,
+        signups.last_name,
+        signups.company,
+        signups.title,
         signups.product_usage_score,
         signups.active_users,
         signups.last_active_at,

@@ -14,19 +14,64 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import math
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 from platform_assets.integrations.salesforce.sync_spec import SyncSpec
 from platform_assets.integrations.salesforce.sync_state import ADDED, CHANGED, REMOVED
 from platform_assets.warehouse import WarehouseSession, quote_identifier
 
+NULL = "#N/A"  # Bulk API 2.0's explicit null; an empty cell leaves the field unchanged
+
+
+class Keep:
+    """A field value that is sent as an empty Bulk cell: Salesforce's value stays (conflict policies)."""
+
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+KEEP = Keep()
+
 
 class ModelError(RuntimeError):
     """The sync's dbt model is missing from the warehouse or lacks a mapped column."""
+
+
+def wire_value(value: Any) -> str:
+    """A model value as Bulk 2.0 CSV text; serialised here so results can be matched on exact text."""
+    kind = type(value)
+    if kind is str:  # the common cases first: this runs for every cell sent
+        return value or NULL
+    if kind is int:
+        return str(value)
+    if value is None:
+        return NULL
+    if value is KEEP:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        spec = "milliseconds" if value.microsecond else "seconds"
+        return value.isoformat(timespec=spec) + "Z"
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return NULL
+        text = repr(value)  # shortest round-trip form; only exponents need rewriting
+        return format(Decimal(text), "f") if "e" in text else text
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return str(value)
 
 
 @contextmanager
@@ -104,7 +149,8 @@ def resolve_model(
             f"Build it first (dbt build --select {spec.model_name}) or fix `model` in {spec.source_file}."
         )
     actual = {column.lower(): column for _, _, column in rows}
-    needed = list(dict.fromkeys([spec.primary_key, *spec.mapping, *scope]))
+    changed_at = [spec.changed_at_column] if spec.changed_at_column else []
+    needed = list(dict.fromkeys([spec.primary_key, *spec.mapping, *changed_at, *scope]))
     missing = [c for c in needed if c.lower() not in actual]
     if missing:
         raise ModelError(

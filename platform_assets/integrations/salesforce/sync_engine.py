@@ -13,23 +13,25 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from datetime import datetime
 from typing import Any
 
 from platform_assets.integrations.salesforce.changes import (
+    NULL,
     Change,
     ChangeSet,
+    ModelRelation,
     cyclic_gc_paused,
     detect_changes,
     resolve_model,
+    wire_value,
 )
 from platform_assets.integrations.salesforce.client import IngestResult, SalesforceClient, SalesforceError
+from platform_assets.integrations.salesforce.conflicts import ConflictResolver
 from platform_assets.integrations.salesforce.sync_spec import SyncSpec
 from platform_assets.integrations.salesforce.sync_state import (
     ADDED,
@@ -41,11 +43,10 @@ from platform_assets.integrations.salesforce.sync_state import (
     SyncStore,
     utcnow,
 )
-from platform_assets.warehouse import Warehouse
+from platform_assets.warehouse import Warehouse, WarehouseSession
 
 log = logging.getLogger(__name__)
 
-NULL = "#N/A"  # Bulk API 2.0's explicit null; an empty cell would leave the field unchanged
 # Deleting a record that is already gone is the outcome mirror mode wants.
 _ALREADY_DELETED = ("ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY")
 _LOOKUP_CHUNK = 200  # values per SOQL IN (...) list, well under SOQL's 100k-character limit
@@ -87,6 +88,9 @@ class SyncReport:
     detection_seconds: float = 0.0
     duration_seconds: float = 0.0
     salesforce_url: str = ""
+    conflicts: Counter = field(default_factory=Counter)
+    """Conflicts this run found, by decision (warehouse, salesforce, merged)."""
+    conflict_sample: list[dict[str, Any]] = field(default_factory=list)
 
     def audit_row(self, status: str, started_at: datetime, error: str | None) -> dict[str, Any]:
         row: dict[str, Any] = {
@@ -113,6 +117,7 @@ class SyncReport:
             job_ids=",".join(self.job_ids),
             api_calls=self.api_calls,
             error=error[:2000] if error else None,
+            conflicts=int(sum(self.conflicts.values())),
         )
         return row
 
@@ -167,34 +172,6 @@ def validate_mapping(spec: SyncSpec, describe: Mapping[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------------- wire format
-
-
-def wire_value(value: Any) -> str:
-    """A model value as Bulk 2.0 CSV text; serialised here so results can be matched on exact text."""
-    kind = type(value)
-    if kind is str:  # the common cases first: this runs for every cell sent
-        return value or NULL
-    if kind is int:
-        return str(value)
-    if value is None:
-        return NULL
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(UTC).replace(tzinfo=None)
-        spec = "milliseconds" if value.microsecond else "seconds"
-        return value.isoformat(timespec=spec) + "Z"
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return NULL
-        text = repr(value)  # shortest round-trip form; only exponents need rewriting
-        return format(Decimal(text), "f") if "e" in text else text
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    return str(value)
 
 
 @dataclass
@@ -283,6 +260,7 @@ def _outcome(
         salesforce_id=salesforce_id or None,
         status=status,
         error=error,
+        sent_values=record.sent_values,
     )
 
 
@@ -304,6 +282,8 @@ class SalesforceSyncRun:
     """How long to wait for a Bulk job left by an interrupted run before failing the sync."""
     model_table: str | None = None
     """The model's table where it is not the model's name (a versioned dbt model's `<name>_v<n>`)."""
+    schema_prefix: str = ""
+    """The environment's schema prefix, put before the schema of `salesforce_data`."""
     scope: Mapping[str, Any] = field(default_factory=dict)
     """Model column -> value: only these rows are detected and sent (a workflow run's slice, e.g. one
     campaign). Other rows' state is left alone; mirror syncs cannot run scoped."""
@@ -311,6 +291,12 @@ class SalesforceSyncRun:
     def __post_init__(self) -> None:
         self.store = SyncStore(self.warehouse, self.sync_schema)
         self.plan = _Plan(self.spec)
+        self.resolver: ConflictResolver | None = None
+        if self.spec.detects_conflicts and self.spec.salesforce_data:
+            schema, _, table = self.spec.salesforce_data.partition(".")
+            self.resolver = ConflictResolver(
+                self.spec, self.store, self.schema_prefix + schema, table, self.run_id
+            )
         self.report = SyncReport(
             sync_name=self.spec.name,
             sobject=self.spec.object,
@@ -427,6 +413,8 @@ class SalesforceSyncRun:
             changes = detect_changes(
                 session, self.spec, model, self.store.table("sync_state"), self.full_resync
             )
+            if self.resolver is not None:
+                self._resolve_conflicts(session, model, changes)
         self.report.detection_seconds = changes.seconds
         self.report.skipped_null_keys = changes.null_keys
         self.report.skipped_duplicate_keys = changes.duplicate_keys[:20]
@@ -451,6 +439,37 @@ class SalesforceSyncRun:
         )
         return changes
 
+    def _resolve_conflicts(self, session: WarehouseSession, model: ModelRelation, changes: ChangeSet) -> None:
+        """Decide the conflicts and record them before anything is sent: the losing value stays there."""
+        assert self.resolver is not None
+        changed = [(c.record_key, c.salesforce_id) for c in changes.changes if c.change_type == CHANGED]
+        if not changed:
+            return
+        with self.store.scratch_keys(self.spec.name, self.run_id, changed) as keys:
+            decided = self.resolver.resolve(session, model, changes.changes, keys)
+            # A field that still disagrees the same way (e.g. Salesforce kept its value and the model
+            # sends its own again with another change) was recorded when first decided: record what is new.
+            known = self.store.recorded_conflicts(self.spec.name, keys)
+        conflicts = [
+            c
+            for c in decided
+            if known.get((c.record_key, c.field)) != (c.warehouse_value, c.salesforce_value, c.decision)
+        ]
+        self.store.record_conflicts(self.spec.name, self.run_id, conflicts)
+        self.report.conflicts.update(c.decision for c in conflicts)
+        self.report.conflict_sample = [
+            {"record_key": c.record_key, "field": c.field, "policy": c.policy, "decision": c.decision}
+            for c in conflicts[:10]
+        ]
+        if conflicts:
+            log.info(
+                "Sync %s: %d conflict(s) (%s), recorded in %s",
+                self.spec.name,
+                len(conflicts),
+                ", ".join(f"{n} {d}" for d, n in sorted(self.report.conflicts.items())),
+                self.store.table("sync_conflicts"),
+            )
+
     def send(self, changes: Sequence[Change]) -> None:
         upserts = [c for c in changes if c.change_type != REMOVED]
         removals = [c for c in changes if c.change_type == REMOVED]
@@ -471,10 +490,15 @@ class SalesforceSyncRun:
         self, batch_no: int, operation: str, changes: Sequence[Change], ids: Mapping[str, str]
     ) -> Batch:
         records, pending = [], []
+        # Whole seconds: Salesforce's SystemModstamp of this write must not look older than the send.
+        sent_at = utcnow().replace(microsecond=0)
         for change in changes:
             salesforce_id = ids.get(change.record_key) or change.salesforce_id
             record = self.plan.record(change, salesforce_id)
             records.append(record)
+            sent = None
+            if self.resolver is not None and change.change_type != REMOVED:
+                sent = self.resolver.sent_values(change, record, sent_at)
             pending.append(
                 PendingRecord(
                     run_id=self.run_id,
@@ -484,6 +508,7 @@ class SalesforceSyncRun:
                     change_type=change.change_type,
                     salesforce_id=salesforce_id,
                     match_value=self.plan.match_value(operation, record),
+                    sent_values=sent,
                 )
             )
         return Batch(operation=operation, records=records, pending=pending)

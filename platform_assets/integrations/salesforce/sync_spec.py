@@ -19,6 +19,11 @@ from platform_assets.dbt_manifest import DbtManifest, resolve_model
 
 SyncMode = Literal["upsert", "update", "insert", "mirror"]
 MODES: tuple[str, ...] = ("upsert", "update", "insert", "mirror")
+PolicyName = Literal["warehouse_wins", "salesforce_wins", "last_writer_wins", "custom"]
+POLICIES: tuple[str, ...] = ("warehouse_wins", "salesforce_wins", "last_writer_wins", "custom")
+# The names a custom conflict expression reads (columns of the conflicts table).
+VALUE_NAMES = ("warehouse_value", "salesforce_value")
+TIME_NAMES = ("warehouse_changed_at", "salesforce_changed_at")
 
 # Bulk API 2.0 takes up to 150M records per 24h; one job per batch keeps results small enough to read.
 MAX_BATCH_SIZE = 150_000
@@ -40,11 +45,38 @@ _FIXES: dict[str, str] = {
     "owners": "list owners as strings, e.g. ['team:revops', 'someone@example.com']",
     "description": "write the description as a string",
     "automation": "write automation settings as a mapping (read by the automation component)",
+    "conflict_policy": f"use one of: {', '.join(POLICIES)} (custom as `{{policy: custom, expression: ...}}`)",
+    "field_conflict_policies": "key it by fields of `mapping` (not the key field), each with a policy, "
+    "e.g. `{Title: salesforce_wins}`",
+    "*.expression": "write `expression` (policy custom only) as SQL over warehouse_value, salesforce_value "
+    "(text) and warehouse_changed_at, salesforce_changed_at (timestamps) giving the value to write",
+    "salesforce_data": "name the extracted Salesforce records of the object as `schema.table`, "
+    "e.g. raw_salesforce.lead (schema without the environment prefix)",
+    "changed_at_column": "name the model column holding when the row last changed (a timestamp)",
 }
 
 
 class SyncConfigError(ValueError):
     """A sync document is wrong; the message names the file, the key and the fix."""
+
+
+class ConflictRule(pydantic.BaseModel):
+    """Who wins when a field changed both in the warehouse and in Salesforce; a plain string is the policy."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+    policy: PolicyName
+    expression: str | None = None
+    """custom only: SQL over warehouse_value, salesforce_value (text), warehouse_changed_at and
+    salesforce_changed_at (timestamps) giving the value to write; Salesforce's value leaves it alone."""
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"policy": value} if isinstance(value, str) else value
+
+    def reads(self, name: str) -> bool:
+        return re.search(rf"\b{name}\b", self.expression or "", re.IGNORECASE) is not None
 
 
 class SyncSpec(pydantic.BaseModel):
@@ -64,6 +96,14 @@ class SyncSpec(pydantic.BaseModel):
     owners: list[str] = pydantic.Field(default_factory=list)
     automation: dict[str, Any] | None = None
     """Passed through untouched for the automation component (schedules, sensors)."""
+    conflict_policy: ConflictRule | None = None
+    """The sync's conflict policy; declaring one (or field_conflict_policies) turns detection on."""
+    field_conflict_policies: dict[str, ConflictRule] = pydantic.Field(default_factory=dict)
+    """Salesforce field -> policy, overriding conflict_policy for that field."""
+    salesforce_data: str | None = None
+    """`schema.table` of the object's extracted records (Id, mapped fields, SystemModstamp)."""
+    changed_at_column: str | None = None
+    """The model column with the row's own change time (last_writer_wins, custom timestamps)."""
     source_file: str = pydantic.Field(default="", exclude=True)
 
     @property
@@ -93,6 +133,23 @@ class SyncSpec(pydantic.BaseModel):
         """The model column mapped to a Salesforce field (case-insensitive, as Salesforce is)."""
         return next((c for c, f in self.mapping.items() if f.lower() == field.lower()), None)
 
+    @property
+    def detects_conflicts(self) -> bool:
+        return self.conflict_policy is not None or bool(self.field_conflict_policies)
+
+    def conflict_rules(self) -> dict[str, ConflictRule]:
+        """Salesforce field -> its rule, for every mapped field a conflict can touch (not the key fields)."""
+        if not self.detects_conflicts:
+            return {}
+        default = self.conflict_policy or ConflictRule(policy="warehouse_wins")
+        overrides = {f.lower(): rule for f, rule in self.field_conflict_policies.items()}
+        keys = {k.lower() for k in (self.external_id_field, "Id") if k}
+        return {
+            field: overrides.get(field.lower(), default)
+            for field in self.mapping.values()
+            if field.lower() not in keys
+        }
+
     def signature(self) -> str:
         """What the row hash depends on besides the data: a mapping change re-sends every row."""
         parts = {"object": self.object, "mode": self.mode, "mapping": sorted(self.mapping.items())}
@@ -100,7 +157,7 @@ class SyncSpec(pydantic.BaseModel):
 
 
 def _problem(path: Path, key: str, message: str) -> str:
-    fix = _FIXES.get(key.split(".")[0], "")
+    fix = _FIXES.get(f"*.{key.rpartition('.')[2]}") or _FIXES.get(key.split(".")[0], "")
     return f"{path}: key '{key}': {message}" + (f". Fix: {fix}." if fix else ".")
 
 
@@ -128,6 +185,87 @@ def _check_semantics(spec: SyncSpec, path: Path) -> list[str]:
         if not (_EMAIL.match(owner) or (owner.startswith("team:") and len(owner) > 5)):
             problems.append(_problem(path, "owners", f"{owner!r} is neither an e-mail nor 'team:<name>'"))
     problems.extend(_check_key_columns(spec, path))
+    problems.extend(_check_conflicts(spec, path))
+    return problems
+
+
+def _check_conflicts(spec: SyncSpec, path: Path) -> list[str]:
+    """Conflict policies need the extracted data, fields of the mapping and, per policy, their parts."""
+    if not spec.detects_conflicts:
+        for key in ("salesforce_data", "changed_at_column"):
+            if getattr(spec, key):
+                problems = [
+                    _problem(path, key, "is only used with conflict_policy; declare one or remove it")
+                ]
+                return problems
+        return []
+    problems: list[str] = []
+    if spec.mode == "insert":
+        problems.append(
+            _problem(
+                path, "conflict_policy", "mode insert never writes a record twice, so it has no conflicts"
+            )
+        )
+    if not spec.salesforce_data:
+        problems.append(_problem(path, "salesforce_data", "conflict detection needs the extracted records"))
+    elif not re.match(r"^[A-Za-z_][A-Za-z0-9_$]*\.[A-Za-z_][A-Za-z0-9_$]*$", spec.salesforce_data):
+        problems.append(_problem(path, "salesforce_data", f"{spec.salesforce_data!r} is not `schema.table`"))
+    if spec.changed_at_column and not _IDENTIFIER.match(spec.changed_at_column):
+        problems.append(_problem(path, "changed_at_column", "the model column is not a plain identifier"))
+    rules = spec.conflict_rules()
+    mapped = {f.lower() for f in rules}
+    for field in spec.field_conflict_policies:
+        if field.lower() not in mapped:
+            problems.append(
+                _problem(
+                    path,
+                    f"field_conflict_policies.{field}",
+                    f"{field} is not a mapped field a conflict can touch (mapped: {', '.join(rules)})",
+                )
+            )
+    declared = [("conflict_policy", spec.conflict_policy)] if spec.conflict_policy else []
+    declared += [(f"field_conflict_policies.{f}", r) for f, r in spec.field_conflict_policies.items()]
+    for key, rule in declared:
+        problems.extend(_check_rule(spec, path, key, rule))
+    return problems
+
+
+def _check_rule(spec: SyncSpec, path: Path, key: str, rule: ConflictRule) -> list[str]:
+    if rule.policy != "custom":
+        if rule.expression is not None:
+            return [
+                _problem(
+                    path, f"{key}.expression", f"only policy custom takes an expression, not {rule.policy}"
+                )
+            ]
+        if rule.policy == "last_writer_wins" and not spec.changed_at_column:
+            return [
+                _problem(path, "changed_at_column", f"{key}: last_writer_wins needs the row's change time")
+            ]
+        return []
+    expression = (rule.expression or "").strip()
+    if not expression:
+        return [
+            _problem(
+                path,
+                f"{key}.expression",
+                "policy custom needs an expression: SQL over warehouse_value, salesforce_value, "
+                "warehouse_changed_at, salesforce_changed_at giving the value to write",
+            )
+        ]
+    problems = []
+    if not any(rule.reads(name) for name in VALUE_NAMES):
+        problems.append(
+            _problem(
+                path, f"{key}.expression", "the expression reads neither warehouse_value nor salesforce_value"
+            )
+        )
+    if ";" in expression:
+        problems.append(_problem(path, f"{key}.expression", "one SQL expression, without ';'"))
+    if rule.reads("warehouse_changed_at") and not spec.changed_at_column:
+        problems.append(
+            _problem(path, "changed_at_column", f"{key}: the expression reads warehouse_changed_at")
+        )
     return problems
 
 

@@ -7,6 +7,8 @@ with typed as (
         lower({{ to_str('Email') }}) as email,
         {{ to_str('Title') }} as title,
         {{ to_bool('IsActive') }} as is_active,
+        {{ to_str('Department') }} as department,
+        {{ to_str('Territory__c') }} as territory,
         {{ to_ts('CreatedDate') }} as created_at,
         {{ to_ts('LastModifiedDate') }} as last_modified_at,
         {{ to_ts('SystemModstamp') }} as system_modstamp,

@@ -16,7 +16,8 @@ Reference convention (for the sandbox that loads this document):
   strings, numbers, booleans; `CloseDate` is `YYYY-MM-DD`, `Last_Active_At__c` is ISO-8601 UTC.
 
 What is in it (all derived from the same workspaces as the landing files and the app database):
-- User: the account managers (`am01@sample-company.example`, …), active.
+- User: the account managers (`am01@sample-company.example`, …), active, in the `Department` "Account
+  Management", each covering a `Territory__c` (AMER, EMEA, APAC in turn).
 - Account: about 60% of paying workspaces (subscription active or past_due), with `Workspace_Id__c`,
   `ARR__c` (monthly amount x 12) and `Plan__c`; owners assigned round-robin.
 - Contact: each Account's workspace owner, with `User_Id__c`.
@@ -35,6 +36,10 @@ from local_stack.sample_company.model import DAY, END_EPOCH, FIRST_NAMES, LAST_N
 
 STAGES = ("Prospecting", "Qualification", "Proposal/Price Quote", "Negotiation/Review")
 LEAD_STATUSES = ("Open - Not Contacted", "Working - Contacted")
+# The account managers' team (User.Department) and territories (User.Territory__c), in turn; the dbt seed
+# sales_territories maps each account country to one of these.
+ACCOUNT_MANAGEMENT = "Account Management"
+TERRITORIES = ("AMER", "EMEA", "APAC")
 
 
 def account_manager_count(scale: float) -> int:
@@ -54,6 +59,8 @@ def _users(scale: float, seed: int) -> list[dict[str, Any]]:
                 "Email": f"{first.lower()}.{last.lower()}@sample-company.example",
                 "Title": "Account Manager",
                 "IsActive": True,
+                "Department": ACCOUNT_MANAGEMENT,
+                "Territory__c": TERRITORIES[(number - 1) % len(TERRITORIES)],
             }
         )
     return users

@@ -169,6 +169,10 @@ class BulkQueryClient:
             raise SalesforceTapError(f"Salesforce {method} {path} failed: {_error(response)}")
         return response
 
+    def describe(self, sobject: str) -> dict[str, Any]:
+        """The object's describe: its fields with their Salesforce types (one REST call)."""
+        return self.request("GET", f"sobjects/{sobject}/describe").json()
+
     # ------------------------------------------------------------ Bulk 2.0 query
 
     def query(self, soql: str, include_deleted: bool) -> Iterator[dict[str, str]]:

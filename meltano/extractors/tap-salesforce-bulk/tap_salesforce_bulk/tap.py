@@ -1,5 +1,10 @@
 """tap-salesforce-bulk: one stream per Salesforce object, extracted with Bulk API 2.0 query jobs.
 
+The objects come from the `streams` setting (name, object, fields); each stream's fields and types come
+from the object's describe when the tap discovers (catalog.py), so a field added in Salesforce is extracted
+on the next run. A run given a catalog (Meltano discovers first, then passes it) takes the schemas from it
+and calls describe only for streams the catalog lacks.
+
 Incremental by SystemModstamp (the replication key, bookmarked per stream): a run asks only for records
 changed after the bookmark (`SystemModstamp > bookmark`, or `>= start_date` on the first run), sorted by it.
 Deleted records come too (queryAll, IsDeleted = true) unless include_deleted is false. Key: Id.
@@ -17,130 +22,17 @@ from typing import Any
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 
-from tap_salesforce_bulk.bulk import BulkQueryClient, BulkSettings
-
-# Fields per stream (the platform's contract), by JSON type. Every object also has the SYSTEM fields.
-STRING, INTEGER, NUMBER, BOOLEAN, DATE, DATETIME = (
-    "string",
-    "integer",
-    "number",
-    "boolean",
-    "date",
-    "date-time",
+from tap_salesforce_bulk.bulk import BulkQueryClient, BulkSettings, SalesforceTapError
+from tap_salesforce_bulk.catalog import (
+    KEY,
+    REPLICATION_KEY,
+    StreamConfig,
+    StreamConfigError,
+    json_kind,
+    parse_streams,
+    parse_value,
+    stream_schema,
 )
-SYSTEM = {
-    "Id": STRING,
-    "CreatedDate": DATETIME,
-    "LastModifiedDate": DATETIME,
-    "SystemModstamp": DATETIME,
-    "IsDeleted": BOOLEAN,
-}
-OBJECTS: dict[str, tuple[str, dict[str, str]]] = {
-    "user": (
-        "User",
-        {
-            "Username": STRING,
-            "FirstName": STRING,
-            "LastName": STRING,
-            "Email": STRING,
-            "Title": STRING,
-            "IsActive": BOOLEAN,
-        },
-    ),
-    "account": (
-        "Account",
-        {
-            "Name": STRING,
-            "Website": STRING,
-            "Industry": STRING,
-            "NumberOfEmployees": INTEGER,
-            "BillingCountry": STRING,
-            "OwnerId": STRING,
-            "Workspace_Id__c": STRING,
-            "ARR__c": NUMBER,
-            "Plan__c": STRING,
-        },
-    ),
-    "lead": (
-        "Lead",
-        {
-            "FirstName": STRING,
-            "LastName": STRING,
-            "Company": STRING,
-            "Email": STRING,
-            "Title": STRING,
-            "Status": STRING,
-            "LeadSource": STRING,
-            "OwnerId": STRING,
-            "Signup_Id__c": STRING,
-            "Workspace_Id__c": STRING,
-            "Product_Usage_Score__c": NUMBER,
-            "Active_Users__c": NUMBER,
-            "Last_Active_At__c": DATETIME,
-            "IsConverted": BOOLEAN,
-        },
-    ),
-    "contact": (
-        "Contact",
-        {
-            "AccountId": STRING,
-            "FirstName": STRING,
-            "LastName": STRING,
-            "Email": STRING,
-            "Title": STRING,
-            "OwnerId": STRING,
-            "User_Id__c": STRING,
-        },
-    ),
-    "opportunity": (
-        "Opportunity",
-        {
-            "Name": STRING,
-            "AccountId": STRING,
-            "StageName": STRING,
-            "CloseDate": DATE,
-            "Amount": NUMBER,
-            "Type": STRING,
-            "OwnerId": STRING,
-            "Workspace_Id__c": STRING,
-        },
-    ),
-    "task": (
-        "Task",
-        {
-            "Subject": STRING,
-            "WhatId": STRING,
-            "WhoId": STRING,
-            "OwnerId": STRING,
-            "ActivityDate": DATE,
-            "Status": STRING,
-            "Priority": STRING,
-            "Description": STRING,
-            "Platform_Key__c": STRING,
-        },
-    ),
-}
-JSON_TYPES = {
-    STRING: th.StringType,
-    INTEGER: th.IntegerType,
-    NUMBER: th.NumberType,
-    BOOLEAN: th.BooleanType,
-    DATE: th.DateType,
-    DATETIME: th.DateTimeType,
-}
-
-
-def parse_value(kind: str, text: str) -> Any:
-    """A Bulk CSV cell -> its JSON value (empty cells are nulls)."""
-    if text == "":
-        return None
-    if kind == BOOLEAN:
-        return text.lower() == "true"
-    if kind == INTEGER:
-        return int(float(text))
-    if kind == NUMBER:
-        return float(text)
-    return text
 
 
 def soql_datetime(value: str) -> str:
@@ -152,35 +44,39 @@ def soql_datetime(value: str) -> str:
 
 
 class SalesforceObjectStream(Stream):
-    replication_key = "SystemModstamp"
+    replication_key = REPLICATION_KEY
     is_sorted = True  # ORDER BY SystemModstamp: the bookmark advances record by record
-    primary_keys = ("Id",)
+    primary_keys = (KEY,)
 
-    def __init__(self, tap: TapSalesforceBulk, name: str) -> None:
-        self.sobject, fields = OBJECTS[name]
-        self.field_types = {**SYSTEM, **fields}
-        schema = th.PropertiesList(
-            *(th.Property(field, JSON_TYPES[kind]) for field, kind in self.field_types.items())
-        ).to_dict()
-        super().__init__(tap=tap, schema=schema, name=name)
+    def __init__(self, tap: TapSalesforceBulk, config: StreamConfig, schema: dict[str, Any]) -> None:
+        self.sobject = config.sobject
+        super().__init__(tap=tap, schema=schema, name=config.name)
         self.bulk: BulkQueryClient = tap.bulk_client
 
-    def soql(self, context: dict | None) -> str:
-        fields = ", ".join(self.field_types)
+    def selected_fields(self) -> dict[str, str]:
+        """Field -> JSON kind of the properties the catalog selects (key and replication key always)."""
+        return {
+            name: json_kind(prop)
+            for name, prop in self.schema["properties"].items()
+            if name in (KEY, REPLICATION_KEY) or self.mask.get(("properties", name), True)
+        }
+
+    def soql(self, context: dict | None, fields: list[str]) -> str:
         bookmark = self.get_starting_replication_key_value(context)
         stored = self.stream_state.get("replication_key_value")
         where = ""
         if bookmark:
             # A stored bookmark was emitted already: strictly after it. A start_date is inclusive.
             op = ">" if stored and bookmark == stored else ">="
-            where = f" WHERE SystemModstamp {op} {soql_datetime(str(bookmark))}"
-        return f"SELECT {fields} FROM {self.sobject}{where} ORDER BY SystemModstamp ASC"
+            where = f" WHERE {REPLICATION_KEY} {op} {soql_datetime(str(bookmark))}"
+        return f"SELECT {', '.join(fields)} FROM {self.sobject}{where} ORDER BY {REPLICATION_KEY} ASC"
 
     def get_records(self, context: dict | None) -> Iterable[dict[str, Any]]:
-        soql = self.soql(context)
+        fields = self.selected_fields()
+        soql = self.soql(context, list(fields))
         self.logger.info("Bulk query for %s: %s", self.name, soql)
         for row in self.bulk.query(soql, include_deleted=self.config.get("include_deleted", True)):
-            yield {field: parse_value(kind, row.get(field, "")) for field, kind in self.field_types.items()}
+            yield {field: parse_value(kind, row.get(field, "")) for field, kind in fields.items()}
 
 
 class TapSalesforceBulk(Tap):
@@ -206,6 +102,23 @@ class TapSalesforceBulk(Tap):
             th.StringType,
             secret=True,
             description="PEM RSA private key whose certificate the connected app holds (JWT-bearer).",
+        ),
+        th.Property(
+            "streams",
+            th.ArrayType(
+                th.ObjectType(
+                    th.Property("name", th.StringType, required=True, description="Stream id (snake_case)."),
+                    th.Property("object", th.StringType, required=True, description="API name: Case, X__c."),
+                    th.Property(
+                        "fields",
+                        th.CustomType({"anyOf": [{"type": "string", "enum": ["*"]}, {"type": "array"}]}),
+                        description='"*" (default: every queryable field of the describe) or field names.',
+                    ),
+                    th.Property("exclude", th.ArrayType(th.StringType), description='Left out of "*".'),
+                )
+            ),
+            required=True,
+            description="One entry per stream: the object it extracts and which of its fields.",
         ),
         th.Property("api_version", th.StringType, default="v62.0"),
         th.Property(
@@ -246,7 +159,27 @@ class TapSalesforceBulk(Tap):
         return self._bulk
 
     def discover_streams(self) -> list[Stream]:
-        return [SalesforceObjectStream(self, name) for name in OBJECTS]
+        try:
+            configs = parse_streams(self.config.get("streams"))
+        except StreamConfigError as error:
+            raise SalesforceTapError(f"tap-salesforce-bulk: {error}") from None
+        return [SalesforceObjectStream(self, config, self.stream_schema(config)) for config in configs]
+
+    def stream_schema(self, config: StreamConfig) -> dict[str, Any]:
+        """From the input catalog when it has the stream, else from the object's describe (now)."""
+        entry = self.input_catalog.get_stream(config.name) if self.input_catalog else None
+        if entry is not None and entry.schema.properties:
+            return entry.schema.to_dict()
+        try:
+            describe = self.bulk_client.describe(config.sobject)
+        except SalesforceTapError as error:
+            raise SalesforceTapError(
+                f"tap-salesforce-bulk: {config.where}: describe failed: {error}"
+            ) from None
+        try:
+            return stream_schema(config, describe)
+        except StreamConfigError as error:
+            raise SalesforceTapError(f"tap-salesforce-bulk: {error}") from None
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from typing import Any
 
 from local_stack.sandbox.salesforce.auth import DEFAULT_DAILY_API_LIMIT
 from local_stack.sandbox.salesforce.pubsub import KEEPALIVE_SECONDS, start_pubsub_server
+from local_stack.sandbox.salesforce.schema import FieldSpec
 from local_stack.sandbox.salesforce.seed import seed
 from local_stack.sandbox.salesforce.server import Sandbox, make_server
 from local_stack.sandbox.salesforce.tls import CERT_FILE
@@ -139,6 +140,10 @@ class SandboxHandle:
 
     def seed(self, data: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         return seed(self.sandbox.org, data)
+
+    def add_field(self, sobject: str, name: str, field_type: str = "string", **flags: Any) -> None:
+        """Add a field to an object, as an admin does in Setup (flags: FieldSpec's, e.g. length=80)."""
+        self.sandbox.org.add_field(sobject, FieldSpec(name, field_type, **flags))
 
     def count(self, sobject: str, include_deleted: bool = False) -> int:
         return self.sandbox.org.count(sobject, include_deleted)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from local_stack.sandbox.salesforce.errors import ApiError
-from local_stack.sandbox.salesforce.schema import OBJECTS, FieldSpec, ObjectSpec
+from local_stack.sandbox.salesforce.schema import NUMBER_TYPES, OBJECTS, FieldSpec, ObjectSpec
 from local_stack.sandbox.salesforce.store import Org, Outcome, RecordError, format_number
 
 DELIMITERS = {"COMMA": ",", "TAB": "\t", "PIPE": "|", "SEMICOLON": ";", "CARET": "^", "BACKQUOTE": "`"}
@@ -170,7 +170,7 @@ def render_csv(field_type: str, value: Any) -> str:
         return ""
     if field_type == "boolean":
         return "true" if value else "false"
-    if field_type in ("int", "double", "currency"):
+    if field_type == "int" or field_type in NUMBER_TYPES:
         return format_number(value)
     return str(value)
 

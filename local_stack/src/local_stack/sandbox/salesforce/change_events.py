@@ -30,7 +30,7 @@ from typing import Any
 
 import fastavro
 
-from local_stack.sandbox.salesforce.schema import INTEGRATION_USER_ID, OBJECTS, ObjectSpec
+from local_stack.sandbox.salesforce.schema import INTEGRATION_USER_ID, NUMBER_TYPES, OBJECTS, ObjectSpec
 
 ALL_CHANGE_EVENTS = "/data/ChangeEvents"
 CHANNEL_PREFIX = "/data/"
@@ -53,6 +53,7 @@ _AVRO_TYPES = {
     "int": "int",
     "double": "double",
     "currency": "double",
+    "percent": "double",
     "date": "long",  # epoch milliseconds, as the Pub/Sub API sends dates
     "datetime": "long",
 }
@@ -160,7 +161,7 @@ def _avro_value(field_type: str, value: Any) -> Any:
         return bool(value)
     if field_type == "int":
         return int(value)
-    if field_type in ("double", "currency"):
+    if field_type in NUMBER_TYPES:
         return float(value)
     if field_type == "datetime":
         moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))

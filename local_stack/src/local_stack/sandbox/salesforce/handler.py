@@ -14,7 +14,7 @@ from local_stack.sandbox.salesforce.change_events import change_origin
 from local_stack.sandbox.salesforce.composite import save_collection
 from local_stack.sandbox.salesforce.errors import ApiError
 from local_stack.sandbox.salesforce.rest import describe, describe_global
-from local_stack.sandbox.salesforce.schema import OBJECTS, ObjectSpec, find_object
+from local_stack.sandbox.salesforce.schema import OBJECTS, FieldSpec, ObjectSpec, find_object
 from local_stack.sandbox.salesforce.seed import seed
 from local_stack.sandbox.salesforce.soql import SoqlError
 
@@ -69,13 +69,14 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("POST", r"/__sandbox/reset", "admin_reset"),
         ("POST", r"/__sandbox/expire-sessions", "admin_expire"),
         ("POST", r"/__sandbox/seed", "admin_seed"),
+        ("POST", r"/__sandbox/fields", "admin_add_field"),
     ]
 ]
 
 
 # Control routes that change the org, its faults or its sessions: anyone on loopback could otherwise
 # reset or fault a running sandbox. Health, counters and stats only read and stay open.
-CONTROL_ROUTES = frozenset({"admin_faults", "admin_reset", "admin_expire", "admin_seed"})
+CONTROL_ROUTES = frozenset({"admin_faults", "admin_reset", "admin_expire", "admin_seed", "admin_add_field"})
 
 
 def find_route(method: str, path: str) -> tuple[str, dict[str, str]] | None:
@@ -348,3 +349,15 @@ class Handler(BaseHTTPRequestHandler):
     def route_admin_seed(self) -> None:
         body = json.loads(self.body or b"{}")
         self._json(200, seed(self.sandbox.org, body))
+
+    def route_admin_add_field(self) -> None:
+        """{"object": "Case", "name": "Severity__c", "type": "picklist", …FieldSpec's other keys}."""
+        body = self._json_body()
+        try:
+            object_name = str(body.pop("object"))
+            if "reference_to" in body:
+                body["reference_to"] = tuple(body["reference_to"])
+            spec = self.sandbox.org.add_field(object_name, FieldSpec(**body))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ApiError(400, "INVALID_FIELD", f"Cannot add the field: {exc}") from None
+        self._json(200, describe(spec, "v62.0"))

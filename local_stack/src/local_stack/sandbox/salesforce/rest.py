@@ -10,6 +10,7 @@ from typing import Any
 
 from local_stack.sandbox.salesforce.errors import ApiError
 from local_stack.sandbox.salesforce.schema import (
+    NUMBER_TYPES,
     OBJECTS,
     SYSTEM_FIELDS,
     FieldSpec,
@@ -170,7 +171,7 @@ def render_json(field_type: str, value: Any) -> Any:
         return bool(value)
     if field_type == "int":
         return int(value)
-    if field_type in ("double", "currency"):
+    if field_type in NUMBER_TYPES:
         return float(value)
     if field_type == "datetime":
         return str(value).replace("Z", "+0000")
@@ -204,7 +205,7 @@ def describe(spec: ObjectSpec, api_version: str) -> dict[str, Any]:
         "name": spec.name,
         "label": spec.name,
         "keyPrefix": spec.key_prefix,
-        "custom": False,
+        "custom": spec.custom,
         "createable": True,
         "updateable": True,
         "deletable": True,
@@ -219,9 +220,7 @@ def _describe_field(f: FieldSpec) -> dict[str, Any]:
         "name": f.name,
         "label": f.name,
         "type": f.type,
-        "length": f.length
-        if f.type not in ("int", "double", "currency", "boolean", "date", "datetime")
-        else 0,
+        "length": f.length if f.type not in ("int", "boolean", "date", "datetime", *NUMBER_TYPES) else 0,
         "nillable": f.nillable,
         "createable": f.createable,
         "updateable": f.updateable,
@@ -233,6 +232,6 @@ def _describe_field(f: FieldSpec) -> dict[str, Any]:
         "relationshipName": f.relationship_name,
         "defaultedOnCreate": f.default is not None or f.name in SYSTEM_FIELDS,
         "defaultValue": f.default if f.type != "boolean" else (f.default == "true" if f.default else None),
-        "precision": 18 if f.type in ("double", "currency") else 0,
-        "scale": 2 if f.type == "currency" else 0,
+        "precision": 18 if f.type in NUMBER_TYPES else 0,
+        "scale": 2 if f.type in ("currency", "percent") else 0,
     }

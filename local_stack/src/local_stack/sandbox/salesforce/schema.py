@@ -1,9 +1,14 @@
-"""The sandbox org's schema (the contract's Salesforce org) and Salesforce-style record ids."""
+"""The sandbox org's schema and Salesforce-style record ids.
+
+`OBJECTS` is the catalog: every object the sandbox serves, its key prefix, fields and their Salesforce
+types, in one place (describe, SOQL, Bulk and REST all read it). Objects are listed parents first (seeding
+follows this order). `add_field` adds a field at run time, as an admin does in Setup.
+"""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 # Salesforce field types used here, and how SQLite stores them.
 SQL_TYPES = {
@@ -13,14 +18,19 @@ SQL_TYPES = {
     "url": "TEXT",
     "picklist": "TEXT",
     "textarea": "TEXT",
+    "phone": "TEXT",
+    "multipicklist": "TEXT",
     "reference": "TEXT",
     "date": "TEXT",
     "datetime": "TEXT",
     "int": "INTEGER",
     "double": "REAL",
     "currency": "REAL",
+    "percent": "REAL",
     "boolean": "INTEGER",
 }
+TEXT_TYPES = frozenset({"id", "string", "email", "url", "picklist", "textarea", "phone", "multipicklist"})
+NUMBER_TYPES = frozenset({"double", "currency", "percent"})
 SYSTEM_FIELDS = ("Id", "CreatedDate", "LastModifiedDate", "SystemModstamp", "IsDeleted")
 
 
@@ -44,8 +54,13 @@ class FieldSpec:
 
     @property
     def relationship_name(self) -> str | None:
-        """AccountId -> Account: the name used for `Account.Workspace_Id__c` style lookups in Bulk CSVs."""
-        return self.name[:-2] if self.type == "reference" and self.name.endswith("Id") else None
+        """AccountId -> Account, Account__c -> Account__r: the name used for `Account.Workspace_Id__c`
+        style lookups in Bulk CSVs."""
+        if self.type != "reference":
+            return None
+        if self.name.endswith("__c"):
+            return self.name[:-3] + "__r"
+        return self.name[:-2] if self.name.endswith("Id") else None
 
 
 @dataclass(frozen=True)
@@ -74,6 +89,10 @@ class ObjectSpec:
     @property
     def table(self) -> str:
         return f"sobject_{self.name}"
+
+    @property
+    def custom(self) -> bool:
+        return self.name.endswith("__c")
 
 
 def _system(*custom: FieldSpec) -> tuple[FieldSpec, ...]:
@@ -105,6 +124,9 @@ OBJECTS: dict[str, ObjectSpec] = {
                 FieldSpec("Email", "email", required=True, length=128),
                 FieldSpec("Title", length=80),
                 FieldSpec("IsActive", "boolean", default="true"),
+                # The sales team a User belongs to and the territory they cover (assignment models read them).
+                FieldSpec("Department", length=80),
+                FieldSpec("Territory__c", "picklist", length=40),
             ),
         ),
         ObjectSpec(
@@ -185,6 +207,41 @@ OBJECTS: dict[str, ObjectSpec] = {
             ),
         ),
         ObjectSpec(
+            "Case",
+            "500",
+            _system(
+                FieldSpec("Subject"),
+                FieldSpec("AccountId", "reference", reference_to=("Account",), length=18),
+                FieldSpec("ContactId", "reference", reference_to=("Contact",), length=18),
+                _owner(),
+                FieldSpec("Status", "picklist", required=True, default="New"),
+                FieldSpec("Priority", "picklist", default="Medium"),
+                FieldSpec("Origin", "picklist"),
+                FieldSpec("Type", "picklist"),
+                FieldSpec("Description", "textarea", length=32000),
+                FieldSpec("SuppliedPhone", "phone", length=40),
+                FieldSpec("IsEscalated", "boolean", default="false"),
+                FieldSpec("ClosedDate", "datetime"),
+                FieldSpec("Platform_Key__c", external_id=True, unique=True, length=128),
+            ),
+        ),
+        # A custom object, as an org defines its own (API name ends in __c, key prefix a0…).
+        ObjectSpec(
+            "Subscription__c",
+            "a01",
+            _system(
+                FieldSpec("Name", required=True, length=80),
+                FieldSpec("Account__c", "reference", reference_to=("Account",), length=18),
+                FieldSpec("Workspace_Id__c", external_id=True, unique=True, length=64),
+                FieldSpec("Plan__c", "picklist"),
+                FieldSpec("Seats__c", "double"),
+                FieldSpec("Discount__c", "percent"),
+                FieldSpec("Features__c", "multipicklist", length=4099),
+                FieldSpec("Renewal_Date__c", "date"),
+                FieldSpec("Auto_Renew__c", "boolean", default="false"),
+            ),
+        ),
+        ObjectSpec(
             "Campaign",
             "701",
             _system(
@@ -224,8 +281,42 @@ OBJECTS_BY_LOWER = {name.lower(): spec for name, spec in OBJECTS.items()}
 OBJECTS_BY_PREFIX = {spec.key_prefix: spec for spec in OBJECTS.values()}
 
 
+_BUILT_IN = dict(OBJECTS)
+
+
+def forget_added_fields() -> None:
+    """The catalog as built in, without fields added at run time (tests that add fields call this after)."""
+    from local_stack.sandbox.salesforce.change_events import event_schema  # it imports this module
+
+    for spec in _BUILT_IN.values():
+        OBJECTS[spec.name] = OBJECTS_BY_LOWER[spec.name.lower()] = OBJECTS_BY_PREFIX[spec.key_prefix] = spec
+    event_schema.cache_clear()
+
+
 def find_object(name: str) -> ObjectSpec | None:
     return OBJECTS_BY_LOWER.get(name.lower())
+
+
+def add_field(object_name: str, new: FieldSpec) -> ObjectSpec:
+    """Add a field to an object of the catalog (of every org in this process), as an admin does in Setup;
+    the org's stores add the column (Org.add_field). Raises ValueError naming what is wrong."""
+    spec = find_object(object_name)
+    if spec is None:
+        raise ValueError(f"no sObject {object_name!r} (objects: {', '.join(OBJECTS)})")
+    if new.type not in SQL_TYPES:
+        raise ValueError(
+            f"{object_name}.{new.name}: unknown field type {new.type!r} (types: {', '.join(SQL_TYPES)})"
+        )
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", new.name):
+        raise ValueError(f"{object_name}.{new.name}: a field name is letters, digits and underscores")
+    existing = spec.field(new.name)
+    if existing is not None:
+        if existing == new:
+            return spec
+        raise ValueError(f"{spec.name}.{new.name} exists already ({existing.type})")
+    changed = replace(spec, fields=(*spec.fields, new))
+    OBJECTS[spec.name] = OBJECTS_BY_LOWER[spec.name.lower()] = OBJECTS_BY_PREFIX[spec.key_prefix] = changed
+    return changed
 
 
 # ------------------------------------------------------------------ ids

@@ -8,7 +8,6 @@ from local_stack.sandbox.salesforce.errors import ApiError
 from local_stack.sandbox.salesforce.schema import OBJECTS, ObjectSpec, find_object, normalize_id
 from local_stack.sandbox.salesforce.store import Org
 
-SEED_ORDER = ("User", "Account", "Contact", "Lead", "Opportunity", "Task", "Campaign", "CampaignMember")
 # Seed documents may name a referenced record by this key instead of its Id (the sample company does).
 SEED_LOOKUP_KEYS = {
     "User": "Username",
@@ -26,7 +25,8 @@ def seed(org: Org, data: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     if unknown:
         raise ApiError(400, "INVALID_TYPE", f"Seed data names unknown sObjects: {', '.join(unknown)}")
     report: dict[str, Any] = {}
-    for name in sorted(data, key=lambda n: SEED_ORDER.index(find_object(n).name)):
+    order = list(OBJECTS)  # the catalog lists parents first
+    for name in sorted(data, key=lambda n: order.index(find_object(n).name)):
         spec = find_object(name)
         rows = [{k: v for k, v in record.items() if v is not None} for record in data[name]]
         for key in {key for row in rows for key in row}:

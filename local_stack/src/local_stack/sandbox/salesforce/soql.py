@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from local_stack.sandbox.salesforce.schema import FieldSpec, ObjectSpec, find_object
+from local_stack.sandbox.salesforce.schema import NUMBER_TYPES, FieldSpec, ObjectSpec, find_object
 
 
 class SoqlError(Exception):
@@ -393,7 +393,7 @@ class _Parser:
             if token.kind != "date":
                 raise _type_error(spec, "date")
             return token.text
-        if spec.type in ("int", "double", "currency"):
+        if spec.type == "int" or spec.type in NUMBER_TYPES:
             if token.kind != "number":
                 raise _type_error(spec, spec.type)
             return float(token.text)

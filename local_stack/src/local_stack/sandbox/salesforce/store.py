@@ -11,16 +11,20 @@ import json
 import re
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from local_stack.sandbox.salesforce.change_events import NOT_IN_EVENTS, EventLog, PendingEvent
+from local_stack.sandbox.salesforce import schema
+from local_stack.sandbox.salesforce.change_events import NOT_IN_EVENTS, EventLog, PendingEvent, event_schema
 from local_stack.sandbox.salesforce.schema import (
+    NUMBER_TYPES,
     OBJECTS,
     SQL_TYPES,
+    TEXT_TYPES,
     FieldSpec,
     ObjectSpec,
     make_id,
@@ -31,6 +35,10 @@ from local_stack.sandbox.salesforce.soql import CompiledQuery, normalize_datetim
 
 _CHUNK = 500  # ids per IN (…) lookup
 AUDIT_FIELDS = ("CreatedDate", "LastModifiedDate", "SystemModstamp")
+# Every open org of this process: a field added at run time is added to the catalog they share, so each
+# gets the column.
+_LIVE_ORGS: weakref.WeakSet[Org] = weakref.WeakSet()
+_CATALOG_LOCK = threading.Lock()
 
 
 class RecordError(Exception):
@@ -67,7 +75,6 @@ def format_number(value: float | int) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
-_TEXT_TYPES = frozenset({"id", "string", "email", "url", "picklist", "textarea"})
 # Salesforce refuses an Email value without one @ between a local part and a dotted domain.
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
@@ -76,7 +83,7 @@ def coerce(spec: FieldSpec, raw: Any) -> Any:
     """A sent value (CSV text or JSON) -> the stored value, or RecordError naming the field."""
     if raw is None:
         return None
-    if spec.type in _TEXT_TYPES:  # most cells: checked for length only
+    if spec.type in TEXT_TYPES:  # most cells: checked for length only
         text = raw if type(raw) is str else str(raw)
         if len(text) > spec.length:
             raise _too_long(spec, text)
@@ -100,7 +107,7 @@ def coerce(spec: FieldSpec, raw: Any) -> Any:
             if not number.is_integer():
                 raise ValueError(raw)
             return int(number)
-        if spec.type in ("double", "currency"):
+        if spec.type in NUMBER_TYPES:
             return float(raw)
         if spec.type == "datetime":
             return normalize_datetime(str(raw))
@@ -139,9 +146,11 @@ class Org:
         self.conn = sqlite3.connect(str(self.db_path), check_same_thread=False, isolation_level=None)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
+        self._restore_added_fields()
         self._create_schema()
         self.events = EventLog(self.conn)
         self._last_stamp = self._max_stamp()
+        _LIVE_ORGS.add(self)
 
     # ------------------------------------------------------------ schema and bookkeeping
 
@@ -153,6 +162,7 @@ class Org:
                     for f in spec.fields
                 )
                 self.conn.execute(f'CREATE TABLE IF NOT EXISTS "{spec.table}" ({columns})')
+                self._add_missing_columns(spec)
                 self.conn.execute(
                     f'CREATE INDEX IF NOT EXISTS "ix_{spec.name}_modstamp" '
                     f'ON "{spec.table}" ("SystemModstamp")'
@@ -180,6 +190,48 @@ class Org:
                 "PRIMARY KEY (id, kind))"
             )
             self._move_job_data_out_of_jobs()
+
+    def _add_missing_columns(self, spec: ObjectSpec) -> None:
+        """Columns for fields the table lacks (added at run time or by a newer catalog): null in each row."""
+        present = {row[1] for row in self.conn.execute(f'PRAGMA table_info("{spec.table}")')}
+        for f in spec.fields:
+            if f.name not in present:
+                self.conn.execute(f'ALTER TABLE "{spec.table}" ADD COLUMN "{f.name}" {SQL_TYPES[f.type]}')
+
+    def _restore_added_fields(self) -> None:
+        """Fields added to this org at run time (add_field) are part of its catalog again after a restart."""
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS _added_fields (object TEXT NOT NULL, name TEXT NOT NULL, spec TEXT, "
+            "PRIMARY KEY (object, name))"
+        )
+        rows = self.conn.execute("SELECT object, spec FROM _added_fields ORDER BY rowid").fetchall()
+        with _CATALOG_LOCK:
+            for object_name, text in rows:
+                attributes = json.loads(text)
+                attributes["reference_to"] = tuple(attributes.get("reference_to") or ())
+                schema.add_field(object_name, FieldSpec(**attributes))
+            event_schema.cache_clear()
+        for org in list(_LIVE_ORGS) if rows else []:  # other orgs open in this process get the columns too
+            with org.lock:
+                for spec in OBJECTS.values():
+                    org._add_missing_columns(spec)
+
+    def add_field(self, object_name: str, new: FieldSpec) -> ObjectSpec:
+        """Add a field to an object, as an admin does in Setup: describe, SOQL, Bulk and REST serve it from
+        now on; existing records hold null. Kept in this org's file across restarts. ValueError when the
+        object is unknown, the type is not one the sandbox serves, or the name is taken by another field."""
+        with _CATALOG_LOCK:
+            spec = schema.add_field(object_name, new)
+            event_schema.cache_clear()
+        for org in list(_LIVE_ORGS):  # one org lock at a time: two orgs adding fields cannot deadlock
+            with org.lock:
+                org._add_missing_columns(spec)
+        with self.lock:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO _added_fields (object, name, spec) VALUES (?, ?, ?)",
+                (spec.name, new.name, json.dumps(asdict(new))),
+            )
+        return spec
 
     def _move_job_data_out_of_jobs(self) -> None:
         """Org files written before _ingest_job_data kept the CSVs as columns of _ingest_jobs."""
@@ -229,6 +281,7 @@ class Org:
             )
 
     def close(self) -> None:
+        _LIVE_ORGS.discard(self)
         with self.lock:
             self.conn.close()
 
@@ -244,6 +297,13 @@ class Org:
         with self.lock:
             rows = self._fetch(spec, "Id", [record_id])
         return rows.get(record_id)
+
+    def _add_missing_columns(self, spec: ObjectSpec) -> None:
+        """An org file written before a field was added to the schema gets the column (empty)."""
+        have = {row[1] for row in self.conn.execute(f'PRAGMA table_info("{spec.table}")')}
+        for f in spec.fields:
+            if f.name not in have:
+                self.conn.execute(f'ALTER TABLE "{spec.table}" ADD COLUMN "{f.name}" {SQL_TYPES[f.type]}')
 
     def _fetch(self, spec: ObjectSpec, column: str, values: Iterable[Any]) -> dict[Any, dict[str, Any]]:
         """Rows whose `column` is in `values`, keyed by that column (last one wins)."""
@@ -531,9 +591,12 @@ class Org:
                     if target is not None and target.name in f.reference_to:
                         wanted.setdefault(target.name, set()).add(value)
         live: set[str] = set()
+        inactive_users: set[str] = set()
         for target_name, ids in wanted.items():
             rows = self._fetch(OBJECTS[target_name], "Id", ids)
             live |= {rid for rid, row in rows.items() if not row["IsDeleted"]}
+            if target_name == "User":
+                inactive_users |= {rid for rid, row in rows.items() if row["IsActive"] == 0}
         for item in pending:
             for f in ref_fields:
                 value = item.values.get(f.name)
@@ -544,6 +607,14 @@ class Org:
                     outcomes[item.index].error = RecordError(
                         "INVALID_CROSS_REFERENCE_KEY",
                         f"invalid cross reference id: {f.name} = {value}",
+                        [f.name],
+                    )
+                    break
+                if f.name == "OwnerId" and value in inactive_users:
+                    # Salesforce refuses to give a record to a deactivated User.
+                    outcomes[item.index].error = RecordError(
+                        "INACTIVE_OWNER_OR_USER",
+                        f"operation performed with inactive user [{value}] as owner",
                         [f.name],
                     )
                     break
