@@ -14,6 +14,7 @@ from pydantic import Field
 from platform_assets import environment
 from platform_assets.workflows.build import build_workflow_defs
 from platform_assets.workflows.spec import load_workflows
+from platform_assets.workflows.syncs import load_workflow_syncs
 
 
 class WorkflowsComponent(dg.Component, dg.Model, dg.Resolvable):
@@ -21,6 +22,8 @@ class WorkflowsComponent(dg.Component, dg.Model, dg.Resolvable):
 
     workflows_dir: str = "declared"
     """Folder of workflow documents, relative to this defs.yaml (or absolute)."""
+    syncs_dir: str = "syncs"
+    """Folder of the syncs steps run (`salesforce/*.yaml`, `hightouch/*.yaml`), relative to this defs.yaml."""
     running_by_default_in: list[environment.Mode] = Field(
         default_factory=lambda: [environment.Mode.LOCAL],
         description="Environments where the trigger sensors and schedules start RUNNING.",
@@ -29,4 +32,7 @@ class WorkflowsComponent(dg.Component, dg.Model, dg.Resolvable):
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         running = environment.current().mode in self.running_by_default_in
         workflows = load_workflows(Path(context.path) / self.workflows_dir)
-        return dg.Definitions.merge(*(build_workflow_defs(workflow, running) for workflow in workflows))
+        syncs = load_workflow_syncs(Path(context.path) / self.syncs_dir)
+        return dg.Definitions.merge(
+            *(build_workflow_defs(workflow, running, syncs) for workflow in workflows)
+        )

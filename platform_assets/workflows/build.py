@@ -25,10 +25,17 @@ from dagster_graphql import DagsterGraphQLClient
 
 from platform_assets import environment
 from platform_assets.automation.alerts import DEFAULT_DAGSTER_URL, Alert, AlertsResource
+from platform_assets.components.salesforce_syncs import sync_pool
 from platform_assets.warehouse import Warehouse
 from platform_assets.warehouse import transaction as warehouse_transaction
 from platform_assets.workflows import sql as declared_sql
 from platform_assets.workflows.spec import Step, Workflow
+from platform_assets.workflows.syncs import (
+    WorkflowSyncs,
+    check_references,
+    run_hightouch_sync,
+    run_salesforce_sync,
+)
 
 TAG_NAME = "workflow/name"
 TAG_VERSION = "workflow/version"
@@ -64,8 +71,13 @@ def version_tags(workflow: Workflow) -> dict[str, str]:
     return {TAG_NAME: workflow.name, TAG_VERSION: workflow.version, TAG_REVISION: workflow.git_revision}
 
 
-def build_workflow_defs(workflow: Workflow, running: bool = False) -> dg.Definitions:
-    job = workflow_job(workflow)
+def build_workflow_defs(
+    workflow: Workflow, running: bool = False, syncs: WorkflowSyncs | None = None
+) -> dg.Definitions:
+    """`syncs`: the sync documents its `salesforce_sync`/`hightouch_sync` steps may name (checked here)."""
+    syncs = syncs or WorkflowSyncs()
+    check_references(workflow, syncs)
+    job = workflow_job(workflow, syncs)
     sensors = [trigger_sensor(workflow, job, running)] if workflow.document.trigger else []
     schedules = [
         workflow_schedule(workflow, job, index, running) for index in range(len(workflow.document.schedules))
@@ -89,7 +101,7 @@ def op_name(workflow: Workflow, node: str) -> str:
     return f"{workflow.name}__{node}"
 
 
-def workflow_job(workflow: Workflow) -> dg.JobDefinition:
+def workflow_job(workflow: Workflow, syncs: WorkflowSyncs) -> dg.JobDefinition:
     steps = workflow.steps
 
     def node(name: str) -> dg.NodeInvocation:
@@ -108,7 +120,7 @@ def workflow_job(workflow: Workflow) -> dg.JobDefinition:
         name=job_name(workflow),
         node_defs=[
             variables_op(workflow),
-            *(step_op(workflow, index) for index in range(len(steps))),
+            *(step_op(workflow, index, syncs) for index in range(len(steps))),
             outcome_op(workflow),
         ],
         dependencies=dependencies,
@@ -132,6 +144,8 @@ def variables_op(workflow: Workflow) -> dg.OpDefinition:
     @dg.op(name=op_name(workflow, VARIABLES_OP), config_schema=schema, out=dg.Out(dict))
     def _variables(context: dg.OpExecutionContext) -> dict:
         values = dict(context.op_config)
+        # A run launched from the launchpad has no variable tags yet: the Runs page shows these.
+        context.instance.add_run_tags(context.run_id, variable_tags(values))
         context.log.info(
             f"workflow {workflow.name} {workflow.version}: variables {json.dumps(values, default=str)}"
         )
@@ -140,10 +154,26 @@ def variables_op(workflow: Workflow) -> dg.OpDefinition:
     return _variables
 
 
-def step_op(workflow: Workflow, index: int) -> dg.OpDefinition:
+_STEP_RESOURCES = {
+    "sql": {"warehouse"},
+    "alert": {"alerts"},
+    "salesforce_sync": {"warehouse", "salesforce"},
+    "hightouch_sync": {"hightouch"},
+}
+
+
+def _step_pool(step: Step) -> str | None:
+    """Like the assets doing the same work: a local warehouse writer, a Salesforce sync, Hightouch (its
+    sandbox reads the local DuckDB file)."""
+    if step.kind == "salesforce_sync":
+        return sync_pool()
+    return "warehouse" if step.kind in ("sql", "hightouch_sync") else None
+
+
+def step_op(workflow: Workflow, index: int, syncs: WorkflowSyncs) -> dg.OpDefinition:
     step = workflow.steps[index]
     predecessors = workflow.predecessors(index)
-    resources = {"sql": {"warehouse"}, "alert": {"alerts"}}.get(step.kind, set())
+    resources = _STEP_RESOURCES.get(step.kind, set())
 
     @dg.op(
         name=op_name(workflow, step.name),
@@ -153,7 +183,7 @@ def step_op(workflow: Workflow, index: int) -> dg.OpDefinition:
         ins={VARIABLES_OP: dg.In(dict), **{f"after_{name}": dg.In(dict) for name in predecessors}},
         out=dg.Out(dict),
         required_resource_keys=resources,
-        pool="warehouse" if step.kind == "sql" else None,  # like every local warehouse writer
+        pool=_step_pool(step),
     )
     def _step(context: dg.OpExecutionContext, **inputs: Any) -> dict:
         variables = inputs.pop(VARIABLES_OP)
@@ -164,10 +194,12 @@ def step_op(workflow: Workflow, index: int) -> dg.OpDefinition:
             )
             return _record(context, step, SKIPPED)
         try:
-            run_step(context, step, variables, before)
+            metadata = run_step(context, step, variables, before, syncs)
         except Exception as error:  # the step's failure is its status: the failure paths run next
             context.log.error(f"step {step.name} failed:\n{traceback.format_exc()}")
             return _record(context, step, FAILED, f"{type(error).__name__}: {error}")
+        if metadata:
+            context.add_output_metadata(metadata)
         return _record(context, step, SUCCEEDED)
 
     return _step
@@ -180,8 +212,17 @@ def _record(context: dg.OpExecutionContext, step: Step, status: str, error: str 
 
 
 def run_step(
-    context: dg.OpExecutionContext, step: Step, variables: Mapping[str, Any], before: Mapping[str, dict]
-) -> None:
+    context: dg.OpExecutionContext,
+    step: Step,
+    variables: Mapping[str, Any],
+    before: Mapping[str, dict],
+    syncs: WorkflowSyncs | None = None,
+) -> dict[str, Any] | None:
+    """Run the step's action; returns metadata for the step's output (sync steps)."""
+    if step.salesforce_sync is not None:
+        return run_salesforce_sync(context, syncs or WorkflowSyncs(), step.salesforce_sync, variables)
+    if step.hightouch_sync is not None:
+        return run_hightouch_sync(context, syncs or WorkflowSyncs(), step.hightouch_sync)
     if step.sql is not None:
         warehouse: Warehouse = context.resources.warehouse
         with warehouse.session() as session, warehouse_transaction(session) as tx:
@@ -217,6 +258,7 @@ def run_step(
             ),
             context.log,
         )
+    return None
 
 
 def dagster_client() -> DagsterGraphQLClient:
@@ -311,6 +353,15 @@ def _coerce(kind: type, value: Any) -> Any:
     return str(value) if kind is str else kind(value)
 
 
+def variable_tags(variables: Mapping[str, Any]) -> dict[str, str]:
+    """`workflow/var.<name>` tags (values cut to 200 characters); unset variables have none."""
+    return {
+        f"{VARIABLE_TAG_PREFIX}{name}": str(value)[:200]
+        for name, value in variables.items()
+        if value is not None
+    }
+
+
 def run_request(
     workflow: Workflow, variables: Mapping[str, Any], run_key: str | None, extra_tags: Mapping[str, str] = {}
 ) -> dg.RunRequest:
@@ -320,7 +371,7 @@ def run_request(
         run_config={"ops": {VARIABLES_OP: {"config": values}}},
         tags={
             **version_tags(workflow),
-            **{f"{VARIABLE_TAG_PREFIX}{name}": str(value)[:200] for name, value in variables.items()},
+            **variable_tags(variables),
             **extra_tags,
         },
     )

@@ -27,7 +27,7 @@ from platform_assets.workflows import sql as declared_sql
 DOCS_HINT = "See docs/workflows.md, 'Declaring a workflow'."
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _URL_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-STEP_KINDS = ("sql", "http", "alert", "assets")
+STEP_KINDS = ("sql", "http", "alert", "assets", "salesforce_sync", "hightouch_sync")
 RESERVED_STEP_NAMES = ("variables", "outcome")  # the job's own nodes
 TYPES: dict[str, type] = {"string": str, "integer": int, "number": float, "boolean": bool}
 
@@ -106,6 +106,21 @@ class AssetRun(_Strict):
     poll_seconds: float = 2.0
 
 
+class SalesforceSyncCall(_Strict):
+    sync: str = Field(description="A Salesforce sync document of the workflows' `syncs_dir`/salesforce.")
+    where: dict[str, str] = Field(
+        default_factory=dict,
+        description="Model column -> variable: only the rows whose column holds the variable's value.",
+    )
+    on_rejected: Literal["fail", "pass"] = Field(
+        default="fail", description="Records Salesforce rejected fail the step (default) or only warn."
+    )
+
+
+class HightouchSyncCall(_Strict):
+    sync: str = Field(description="A Hightouch sync document of the workflows' `syncs_dir`/hightouch.")
+
+
 class Step(_Strict):
     name: str
     description: str | None = None
@@ -115,6 +130,8 @@ class Step(_Strict):
     http: HttpCall | None = None
     alert: AlertCall | None = None
     assets: AssetRun | None = None
+    salesforce_sync: SalesforceSyncCall | None = None
+    hightouch_sync: HightouchSyncCall | None = None
     after: list[str] | None = Field(default=None, description="Predecessors; default: the previous step.")
     when: Literal["success", "failure", "completion"] = "success"
     require: Literal["all", "any"] = "all"
@@ -286,6 +303,10 @@ def _check_texts(step: Step, variables: frozenset[str], located: str, where: str
         _check_sql(
             statement, variables, f"{located}.sql" + (f"[{index}]" if isinstance(step.sql, list) else "")
         )
+    if step.salesforce_sync:
+        for column, variable in step.salesforce_sync.where.items():
+            if variable not in variables:
+                fail(f"{where}.salesforce_sync.where.{column}", f"{variable!r} is not a declared variable")
     texts = {"http.url": step.http.url} if step.http else {}
     if step.alert:
         texts["alert.title"] = step.alert.title

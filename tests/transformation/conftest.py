@@ -380,6 +380,15 @@ LANDING: dict[str, list[dict]] = {
                 "ended_on": "2025-12-31",
                 "budget": "5000.00",
             },
+            # Still running whenever the tests run: its audience goes to Salesforce and Hightouch.
+            {
+                "campaign_id": "cmp_000003",
+                "name": "Always on",
+                "channel": "email",
+                "started_on": "2026-01-01",
+                "ended_on": "2099-12-31",
+                "budget": "300.00",
+            },
         ],
     ),
     "ad_spend": _landing(

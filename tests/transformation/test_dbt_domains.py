@@ -349,6 +349,39 @@ def test_marketing_audiences_and_attribution(warehouse):
     ) == [
         ("cmp_000001", Decimal("150.00"), 2, 1, Decimal("100.00")),
         ("cmp_000002", Decimal("200.00"), 1, 1, Decimal("500.00")),
+        ("cmp_000003", Decimal("0.00"), 0, 0, Decimal("0.00")),
+    ]
+
+
+@pytest.mark.integration
+def test_campaign_records_audience_and_notifications(warehouse):
+    """What the publish_campaigns workflow sends: every campaign as a Salesforce Campaign; the members of
+    the campaigns not ended (open Leads, and Contacts for an email campaign); who to notify of them."""
+    assert query(
+        warehouse,
+        "select Campaign_Id__c, Type, cast(StartDate as varchar) from activation.act_salesforce_campaigns "
+        "order by 1",
+    ) == [
+        ("cmp_000001", "Email", "2026-01-01"),
+        ("cmp_000002", "Advertisement", "2025-11-01"),
+        ("cmp_000003", "Email", "2026-01-01"),
+    ]
+    assert query(
+        warehouse,
+        "select member_key, campaign_ref, LeadId, ContactId from activation.act_salesforce_campaign_members "
+        "order by 1",
+    ) == [
+        ("cmp_000003:003000000000007", "cmp_000003", None, "003000000000007"),
+        ("cmp_000003:00Q000000000004", "cmp_000003", "00Q000000000004", None),
+        ("cmp_000003:00Q000000000008", "cmp_000003", "00Q000000000008", None),
+    ]
+    assert query(
+        warehouse,
+        "select notification_key, first_name from marketing.mkt_audience_campaign_notifications order by 1",
+    ) == [
+        ("cmp_000003:dana@epsilon.io", "Dana"),
+        ("cmp_000003:eli@epsilon.io", "Eli"),
+        ("cmp_000003:trial@beta.io", "Tia"),
     ]
 
 

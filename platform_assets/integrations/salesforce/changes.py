@@ -16,7 +16,7 @@ import gc
 import hashlib
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -94,6 +94,8 @@ class ModelRelation:
     table: str
     columns: dict[str, str]
     """Mapping column (as written in the sync YAML) -> the column's name in the warehouse."""
+    scope: tuple[tuple[str, Any], ...] = ()
+    """(column, value): only the model rows with these values take part (a workflow run's slice)."""
 
     @property
     def sql(self) -> str:
@@ -125,10 +127,16 @@ class ChangeSet:
 
 
 def resolve_model(
-    session: WarehouseSession, spec: SyncSpec, schema: str, table: str | None = None
+    session: WarehouseSession,
+    spec: SyncSpec,
+    schema: str,
+    table: str | None = None,
+    scope: Mapping[str, Any] | None = None,
 ) -> ModelRelation:
     """Find the model's table (`table`, else the model's name) and the real names of its mapped columns
-    (Snowflake upper-cases unquoted names; DuckDB keeps them), failing with what is missing."""
+    (Snowflake upper-cases unquoted names; DuckDB keeps them), failing with what is missing. With `scope`
+    (column -> value), only the rows holding those values take part in change detection."""
+    scope = dict(scope or {})
     table = table or spec.model_name
     rows = session.fetchall(
         "SELECT table_schema, table_name, column_name FROM information_schema.columns "
@@ -141,7 +149,8 @@ def resolve_model(
             f"Build it first (dbt build --select {spec.model_name}) or fix `model` in {spec.source_file}."
         )
     actual = {column.lower(): column for _, _, column in rows}
-    needed = [spec.primary_key, *spec.mapping, *([spec.changed_at_column] if spec.changed_at_column else [])]
+    changed_at = [spec.changed_at_column] if spec.changed_at_column else []
+    needed = list(dict.fromkeys([spec.primary_key, *spec.mapping, *changed_at, *scope]))
     missing = [c for c in needed if c.lower() not in actual]
     if missing:
         raise ModelError(
@@ -149,7 +158,12 @@ def resolve_model(
             f"(columns: {', '.join(sorted(actual.values()))}). Fix `mapping`/`primary_key` in "
             f"{spec.source_file} or add the column to the model."
         )
-    return ModelRelation(schema=rows[0][0], table=rows[0][1], columns={c: actual[c.lower()] for c in needed})
+    return ModelRelation(
+        schema=rows[0][0],
+        table=rows[0][1],
+        columns={c: actual[c.lower()] for c in needed},
+        scope=tuple(scope.items()),
+    )
 
 
 def hash_salt(spec: SyncSpec) -> int:
@@ -178,9 +192,12 @@ def change_query(
     3. Mirror mode adds state rows whose key left the model (removed)."""
     mapped = list(spec.mapping)
     values = ", ".join(f"m.{model.column(c)} AS v{i}" for i, c in enumerate(mapped))
+    # A scope's values are the query's first parameters: `source` comes first in every form below.
+    where = " AND ".join(f"m.{model.column(column)} = ?" for column, _ in model.scope)
     source = (
         f"SELECT CAST(m.{model.column(spec.primary_key)} AS VARCHAR) AS record_key, "
         f"{row_hash_sql(spec, model, 'm')} AS row_hash, {values} FROM {model.sql} m"
+        + (f" WHERE {where}" if where else "")
     )
     state = f"SELECT record_key, row_hash, salesforce_id FROM {state_table} WHERE sync_name = ?"
     if full_resync and spec.mode != "insert":
@@ -209,6 +226,8 @@ def change_query(
     )
     params = 1 if full_resync and spec.mode != "insert" else 2
     if spec.mode == "mirror":
+        if model.scope:  # a slice cannot tell which of the sync's records left the model
+            raise ValueError(f"Sync {spec.name}: a mirror sync cannot run on a scope of its model")
         nulls = ", ".join("NULL" for _ in mapped)
         query += (
             f" UNION ALL SELECT gone.record_key, gone.row_hash, '{REMOVED}', gone.salesforce_id, {nulls} "
@@ -228,7 +247,8 @@ def detect_changes(
     started = time.perf_counter()
     query, params = change_query(spec, model, state_table, full_resync, session.dialect)
     with cyclic_gc_paused():
-        changes = _changes(session.fetchall(query, [spec.name] * params))
+        scope = [value for _, value in model.scope]
+        changes = _changes(session.fetchall(query, [*scope, *[spec.name] * params]))
     changes.seconds = time.perf_counter() - started
     return changes
 

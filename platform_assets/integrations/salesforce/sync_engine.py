@@ -284,6 +284,9 @@ class SalesforceSyncRun:
     """The model's table where it is not the model's name (a versioned dbt model's `<name>_v<n>`)."""
     schema_prefix: str = ""
     """The environment's schema prefix, put before the schema of `salesforce_data`."""
+    scope: Mapping[str, Any] = field(default_factory=dict)
+    """Model column -> value: only these rows are detected and sent (a workflow run's slice, e.g. one
+    campaign). Other rows' state is left alone; mirror syncs cannot run scoped."""
 
     def __post_init__(self) -> None:
         self.store = SyncStore(self.warehouse, self.sync_schema)
@@ -406,7 +409,7 @@ class SalesforceSyncRun:
         """Forget batches never handed to Salesforce, then find what changed since the confirmed state."""
         self.store.clear_pending(self.spec.name)
         with self.store.session() as session:
-            model = resolve_model(session, self.spec, self.model_schema, self.model_table)
+            model = resolve_model(session, self.spec, self.model_schema, self.model_table, self.scope)
             changes = detect_changes(
                 session, self.spec, model, self.store.table("sync_state"), self.full_resync
             )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,10 @@ from local_stack.sandbox.hightouch.server import SandboxServer
 from platform_assets import environment
 
 DEFAULT_SYNCS_DIR = environment.PROJECT_ROOT / "platform_assets/defs/activation/hightouch/syncs"
+# The Hightouch syncs workflow steps trigger (docs/workflows.md); the CLI seeds them too.
+WORKFLOW_SYNCS_DIR = environment.PROJECT_ROOT / "platform_assets/defs/workflows/syncs/hightouch"
 
-__all__ = ["DEFAULT_SYNCS_DIR", "HightouchSandbox", "start_sandbox"]
+__all__ = ["DEFAULT_SYNCS_DIR", "WORKFLOW_SYNCS_DIR", "HightouchSandbox", "start_sandbox"]
 
 
 class HightouchSandbox:
@@ -121,14 +124,17 @@ def start_sandbox(
     port: int = 0,
     host: str = "127.0.0.1",
     syncs_dir: Path = DEFAULT_SYNCS_DIR,
+    also_syncs_dirs: Sequence[Path] = (),
     api_key: str = environment.SANDBOX_HIGHTOUCH_API_KEY,
     step_seconds: float = 0.2,
 ) -> HightouchSandbox:
-    """Serve the sandbox on a background thread (port 0: any free port); seeded from `syncs_dir`."""
+    """Serve the sandbox on a background thread (port 0: any free port); seeded from `syncs_dir` and
+    `also_syncs_dirs`."""
     from local_stack.sandbox.hightouch.state import SandboxState
 
     engine = SyncEngine(SandboxState(state_db), warehouse, step_seconds=step_seconds)
-    engine.seed(syncs_dir)
+    for folder in (syncs_dir, *also_syncs_dirs):
+        engine.seed(folder)
     server = SandboxServer((host, port), engine, api_key, syncs_dir)
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="hightouch-sandbox", daemon=True

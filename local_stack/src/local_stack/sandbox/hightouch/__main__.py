@@ -14,7 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
-from local_stack.sandbox.hightouch import DEFAULT_SYNCS_DIR, start_sandbox
+from local_stack.sandbox.hightouch import DEFAULT_SYNCS_DIR, WORKFLOW_SYNCS_DIR, start_sandbox
 from platform_assets import environment
 from platform_assets.integrations.hightouch.sync_spec import HightouchSyncConfigError
 
@@ -31,6 +31,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--state-db", type=Path, default=env.sandbox_dir / "hightouch.sqlite3")
     parser.add_argument("--warehouse", type=Path, default=env.duckdb_path)
     parser.add_argument("--syncs-dir", type=Path, default=DEFAULT_SYNCS_DIR)
+    parser.add_argument(
+        "--also-syncs-dir",
+        type=Path,
+        action="append",
+        help=f"more sync documents (repeatable; default: {WORKFLOW_SYNCS_DIR}, the workflows' syncs)",
+    )
     parser.add_argument("--step-seconds", type=float, default=0.2, help="time each run stage takes")
     return parser.parse_args(argv)
 
@@ -45,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             port=args.port,
             host=args.host,
             syncs_dir=args.syncs_dir,
+            also_syncs_dirs=args.also_syncs_dir if args.also_syncs_dir is not None else [WORKFLOW_SYNCS_DIR],
             step_seconds=args.step_seconds,
         )
     except (HightouchSyncConfigError, OSError) as error:

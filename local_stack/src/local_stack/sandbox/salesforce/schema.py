@@ -241,6 +241,40 @@ OBJECTS: dict[str, ObjectSpec] = {
                 FieldSpec("Auto_Renew__c", "boolean", default="false"),
             ),
         ),
+        ObjectSpec(
+            "Campaign",
+            "701",
+            _system(
+                FieldSpec("Name", required=True, length=80),
+                FieldSpec("Type", "picklist"),
+                FieldSpec("Status", "picklist", default="Planned"),
+                FieldSpec("StartDate", "date"),
+                FieldSpec("EndDate", "date"),
+                FieldSpec("BudgetedCost", "currency"),
+                FieldSpec("IsActive", "boolean", default="false"),
+                _owner(),
+                FieldSpec("Campaign_Id__c", external_id=True, unique=True, length=64),
+            ),
+        ),
+        # As in Salesforce, a member's campaign and person are set when it is created, never changed.
+        ObjectSpec(
+            "CampaignMember",
+            "00v",
+            _system(
+                FieldSpec(
+                    "CampaignId",
+                    "reference",
+                    required=True,
+                    reference_to=("Campaign",),
+                    updateable=False,
+                    length=18,
+                ),
+                FieldSpec("LeadId", "reference", reference_to=("Lead",), updateable=False, length=18),
+                FieldSpec("ContactId", "reference", reference_to=("Contact",), updateable=False, length=18),
+                FieldSpec("Status", "picklist", default="Sent"),
+                FieldSpec("Platform_Key__c", external_id=True, unique=True, length=128),
+            ),
+        ),
     )
 }
 OBJECTS_BY_LOWER = {name.lower(): spec for name, spec in OBJECTS.items()}

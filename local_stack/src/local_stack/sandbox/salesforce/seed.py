@@ -15,6 +15,7 @@ SEED_LOOKUP_KEYS = {
     "Lead": "Signup_Id__c",
     "Contact": "User_Id__c",
     "Opportunity": "Workspace_Id__c",
+    "Campaign": "Campaign_Id__c",
 }
 
 
