@@ -183,7 +183,7 @@ def detect_changes(
     started = time.perf_counter()
     query, params = change_query(spec, model, state_table, full_resync, session.dialect)
     with cyclic_gc_paused():
-        changes = _changes(session.fetchall(query, [spec.name] * params))
+        changes = _changes(session.fetchall(query, [spec.state_key] * params))
     changes.seconds = time.perf_counter() - started
     return changes
 
