@@ -4,7 +4,8 @@
     default: sales                      # the org of every sync and source that names none
     orgs:
       sales:
-        auth: auto                      # client_credentials | jwt_bearer | auto, or one per mode
+        auth: auto                      # client_credentials | jwt_bearer | auto (JWT where its user and
+                                        # key variables are set), or one per mode
         credentials:                    # environment variable NAMES, never values
           login_url: SALESFORCE_LOGIN_URL
           client_id: SALESFORCE_CLIENT_ID
@@ -124,19 +125,22 @@ class SalesforceOrg:
             return []
         creds = self.decl.credentials
         flow = self.auth_flow(env)
-        if flow == "auto":  # JWT bearer where the key is set, else client credentials
-            has_key = bool(creds.private_key and os.environ.get(creds.private_key))
-            flow = "jwt_bearer" if has_key else "client_credentials"
+        if flow == "auto":  # JWT bearer where its user and key are set, else client credentials
+            jwt = all(name and os.environ.get(name) for name in (creds.username, creds.private_key))
+            flow = "jwt_bearer" if jwt else "client_credentials"
         fields = ["login_url", "client_id"]
         fields += ["username", "private_key"] if flow == "jwt_bearer" else ["client_secret"]
         return [(self._key(field), getattr(creds, field) or "") for field in fields]
 
+    @property
+    def local_sandbox_port(self) -> int:
+        """The port of the org's local sandbox: `sandbox_port_env`'s value where set, else `sandbox_port`."""
+        return int(os.environ.get(self.decl.sandbox_port_env or "") or self.decl.sandbox_port)
+
     def local_login_url(self) -> str:
+        """The org locally: the `login_url` variable where set, else its sandbox on loopback."""
         override = os.environ.get(self.decl.credentials.login_url)
-        if override:
-            return override
-        port = os.environ.get(self.decl.sandbox_port_env or "") or self.decl.sandbox_port
-        return f"http://127.0.0.1:{port}"
+        return override or f"http://127.0.0.1:{self.local_sandbox_port}"
 
     def connection(self, env: PlatformEnvironment | None = None) -> dict[str, str]:
         """The org's connection settings now (login_url, client_id, client_secret or username and
@@ -281,7 +285,13 @@ def load_orgs(path: Path | None = None) -> OrgRegistry:
 def local_sandboxes(path: Path | None = None) -> list[dict[str, Any]]:
     """What tasks.py starts locally: one sandbox per org (name, port, whether it is the default org)."""
     return [
-        {"org": org.name, "default": org.is_default, "url": org.local_login_url()} for org in load_orgs(path)
+        {
+            "org": org.name,
+            "default": org.is_default,
+            "port": org.local_sandbox_port,
+            "port_env": org.decl.sandbox_port_env or "",
+        }
+        for org in load_orgs(path)
     ]
 
 
