@@ -299,14 +299,15 @@ class SalesforceSyncsComponent(dg.Component, dg.Model, dg.Resolvable):
     dbt_project/target/manifest.json. Where it is not prepared, models must be written `schema.name`."""
     retry: RetryDecl | None = RetryDecl()
     """Dagster retry policy for transient failures (TRANSIENT_ERRORS); `null` turns retries off."""
-    orgs_file: str = "orgs.yaml"
-    """The orgs (relative to this defs.yaml); where it does not exist, the one built-in org (SALESFORCE_*)."""
+    orgs_file: str | None = None
+    """The orgs file (relative to this defs.yaml); default: the platform's
+    defs/activation/salesforce/orgs.yaml, or without one the built-in single org (SALESFORCE_*)."""
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         manifest = dbt_manifest.read_if_prepared(
             Path(self.dbt_manifest_path) if self.dbt_manifest_path else dbt_manifest.DEFAULT_MANIFEST_PATH
         )
-        orgs = load_orgs(context.path / self.orgs_file)
+        orgs = load_orgs(context.path / self.orgs_file if self.orgs_file else None)
         specs = load_sync_specs(context.path / self.syncs_dir, manifest, orgs)
         env = environment.current()
         assets = []
