@@ -173,18 +173,17 @@ class SalesforceOrg:
         return values
 
     def resource(self, env: PlatformEnvironment | None = None) -> SalesforceResource:
-        """The org's resource. ci/prod: every credential through dg.EnvVar, resolved when a run uses it
-        (the sync checks `connection` first, so a missing variable is reported with its key)."""
+        """The org's resource. ci/prod: each credential through dg.EnvVar, resolved when a run uses it.
+        A variable unset at load is left empty rather than failing the resource: a run first calls
+        `connection`, which names it with its key in the orgs file."""
         env = env or environment.current()
         if env.is_local:
             settings: dict[str, Any] = dict(self.connection(env))
         else:
-            settings = {"api_version": self.decl.api_version}
+            settings = {"api_version": self.decl.api_version, "login_url": "", "client_id": ""}
             for key, variable in self.required_variables(env):
-                if variable:
+                if variable and os.environ.get(variable):
                     settings[key.rsplit(".", 1)[1]] = dg.EnvVar(variable)
-            settings.setdefault("client_id", "")
-            settings.setdefault("login_url", "")
         return SalesforceResource(**settings)
 
 
