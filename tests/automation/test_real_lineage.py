@@ -260,7 +260,7 @@ def test_two_orgs_each_sync_and_extract_against_their_own_sandbox(platform: Real
     )
     assert extracted == wanted, "the support source extracted the support org's Accounts"
     assert state["support/support_accounts"] == wanted and "support_accounts" not in state
-    assert {"leads", "account_arr"} <= set(state), "the default org's state keeps the bare sync names"
+    assert state["leads"] > 0, "the default org's state keeps the bare sync names"
 
     def latest(*path: str) -> dict:
         event = platform.instance.get_latest_materialization_event(dg.AssetKey(list(path)))
