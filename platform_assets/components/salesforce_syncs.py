@@ -202,6 +202,7 @@ def build_sync_asset(
     """The sync's asset, writing to `org` (default: the default org of orgs.yaml); the model's blocking
     checks are consulted before sending."""
     org = org or load_orgs().get(spec.org, where=spec.source_file)
+    spec = spec.model_copy(update={"org": org.name, "org_state_key": org.state_key(spec.name)})
     key = dg.AssetKey(spec.asset_key)
     model_key = model.asset_key
     model_check_names = model.blocking_tests
