@@ -262,19 +262,29 @@ def test_two_orgs_each_sync_and_extract_against_their_own_sandbox(platform: Real
     assert state["support/support_accounts"] == wanted and "support_accounts" not in state
     assert state["leads"] > 0, "the default org's state keeps the bare sync names"
 
-    def latest(*path: str) -> dict:
-        event = platform.instance.get_latest_materialization_event(dg.AssetKey(list(path)))
-        assert event is not None and event.asset_materialization is not None
-        return {name: value.value for name, value in event.asset_materialization.metadata.items()}
+    def latest(*path: str, having: str) -> dict:
+        """The metadata of the asset's latest materialization by a run (not a `lineage_unchanged`
+        confirmation, which carries no metadata): the one that has `having`."""
+        records = platform.instance.fetch_materializations(dg.AssetKey(list(path)), limit=50).records
+        for record in records:  # newest first
+            metadata = record.asset_materialization.metadata if record.asset_materialization else {}
+            if having in metadata:
+                return {name: value.value for name, value in metadata.items()}
+        raise AssertionError(f"no materialization of {path} has {having}")
 
-    support_sync, sales_sync = latest("salesforce", "support_accounts"), latest("salesforce", "account_arr")
+    support_sync, sales_sync = (
+        latest("salesforce", name, having="sync_run_id") for name in ("support_accounts", "leads")
+    )
     assert (support_sync["salesforce_org"], sales_sync["salesforce_org"]) == ("support", "sales")
     assert support_sync["daily_api_requests_max"] == 50_000, "usage read from the support org's own sandbox"
     assert sales_sync["daily_api_requests_max"] != 50_000
     assert support_sync["org_daily_api_budget"] == 20_000
     support_stream, sales_stream = (
-        latest("raw", "salesforce_support", "account"),
-        latest("raw", "salesforce", "account"),
+        latest("raw", source, "account", having="meltano_state_id")
+        for source in ("salesforce_support", "salesforce")
     )
-    assert support_stream["salesforce_org"] == "support"
-    assert support_stream["meltano_state_id"] != sales_stream["meltano_state_id"]
+    assert support_stream["meltano_state_id"] != sales_stream["meltano_state_id"], "one Meltano state per org"
+    stream_org = platform.graph.get(dg.AssetKey(["raw", "salesforce_support", "account"])).metadata[
+        "salesforce_org"
+    ]
+    assert stream_org.value == "support"
