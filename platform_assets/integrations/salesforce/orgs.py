@@ -42,7 +42,6 @@ from platform_assets.integrations.salesforce.resource import SalesforceResource
 
 DEFAULT_ORGS_FILE = environment.PROJECT_ROOT / "platform_assets/defs/activation/salesforce/orgs.yaml"
 AuthFlow = Literal["client_credentials", "jwt_bearer", "auto"]
-AUTH_FLOWS: tuple[str, ...] = ("client_credentials", "jwt_bearer", "auto")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 _VARIABLE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 DOCS_HINT = "See docs/salesforce.md, 'Orgs'."
