@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -415,6 +416,20 @@ def require_free_port(port: int, name: str, variable: str = "") -> None:
     )
 
 
+def other_salesforce_orgs(env: dict[str, str]) -> list[dict]:
+    """The orgs of defs/activation/salesforce/orgs.yaml besides the default one (read by the venv's Python:
+    this script runs without PyYAML)."""
+    output = subprocess.run(
+        [PYTHON, "-m", "platform_assets.integrations.salesforce.orgs"],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return [org for org in json.loads(output) if not org["default"]]
+
+
 @contextlib.contextmanager
 def sandboxes(env: dict[str, str]) -> Iterator[None]:
     """Start the local Salesforce and Hightouch sandboxes (real HTTP servers on loopback) for the block."""
@@ -471,16 +486,33 @@ def sandboxes(env: dict[str, str]) -> Iterator[None]:
             **commands,
         }
         require_free_port(int(s3_port), "S3")
+    log_names, others = {}, []
+    for org in other_salesforce_orgs(env):  # one more sandbox per org of orgs.yaml, empty, its own file
+        health = f"http://127.0.0.1:{org['port']}/__sandbox/health"
+        log_names[health] = f"salesforce-{org['org']}"
+        others.append(f"Salesforce org {org['org']} on :{org['port']}")
+        commands[health] = [
+            *commands[f"http://127.0.0.1:{sf_port}/__sandbox/health"][:3],
+            "--port",
+            str(org["port"]),
+            "--pubsub-port",
+            "0",
+            "--db",
+            sandbox_dir / f"salesforce-{org['org']}.sqlite",
+        ]
+        require_free_port(org["port"], f"Salesforce {org['org']}", org["port_env"])
     require_free_port(int(sf_port), "Salesforce")
     require_free_port(int(ht_port), "Hightouch")
     require_free_port(int(pubsub_port), "Salesforce Pub/Sub", "SALESFORCE_SANDBOX_PUBSUB_PORT")
     with stopping_on_exit():  # the sandboxes, and whatever the block started that still runs
         for health, command in commands.items():
-            with open(sandbox_dir / f"{command[2].rsplit('.', 1)[-1]}.log", "ab") as log_file:
+            name = log_names.get(health, command[2].rsplit(".", 1)[-1])
+            with open(sandbox_dir / f"{name}.log", "ab") as log_file:
                 sandbox = spawn(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
             wait_for(health, sandbox)
-        s3 = f", S3 ({landing_url}) on :{s3_port}" if landing_url.startswith("s3://") else ""
-        log(f"sandboxes up: Salesforce on :{sf_port}, Hightouch on :{ht_port}{s3} (logs in {sandbox_dir})")
+        s3 = [f"S3 ({landing_url}) on :{s3_port}"] if landing_url.startswith("s3://") else []
+        up = [f"Salesforce on :{sf_port}", *others, f"Hightouch on :{ht_port}", *s3]
+        log(f"sandboxes up: {', '.join(up)} (logs in {sandbox_dir})")
         yield
 
 

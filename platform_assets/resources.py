@@ -17,6 +17,7 @@ from platform_assets import environment
 from platform_assets.environment import PlatformEnvironment
 from platform_assets.integrations.dbt.resource import PlatformDbtCliResource, dbt_executable
 from platform_assets.integrations.hightouch.resource import HightouchResource
+from platform_assets.integrations.salesforce.orgs import load_orgs
 from platform_assets.integrations.salesforce.resource import SalesforceResource
 from platform_assets.warehouse import DuckDBWarehouse, SnowflakeWarehouse, Warehouse
 
@@ -55,27 +56,10 @@ def dbt_resource(project_dir: Path, env: PlatformEnvironment | None = None) -> P
     )
 
 
-def salesforce_resource(env: PlatformEnvironment | None = None) -> SalesforceResource:
-    """Local: the sandbox with its constant client. ci/prod: env vars (client credentials or JWT)."""
-    env = env or environment.current()
-    if env.is_local:
-        return SalesforceResource(
-            login_url=env.salesforce_login_url,
-            client_id=environment.SANDBOX_SALESFORCE_CLIENT_ID,
-            client_secret=environment.SANDBOX_SALESFORCE_CLIENT_SECRET,
-        )
-    if os.environ.get("SALESFORCE_PRIVATE_KEY"):
-        return SalesforceResource(
-            login_url=dg.EnvVar("SALESFORCE_LOGIN_URL"),
-            client_id=dg.EnvVar("SALESFORCE_CLIENT_ID"),
-            username=dg.EnvVar("SALESFORCE_USERNAME"),
-            private_key=dg.EnvVar("SALESFORCE_PRIVATE_KEY"),
-        )
-    return SalesforceResource(
-        login_url=dg.EnvVar("SALESFORCE_LOGIN_URL"),
-        client_id=dg.EnvVar("SALESFORCE_CLIENT_ID"),
-        client_secret=dg.EnvVar("SALESFORCE_CLIENT_SECRET"),
-    )
+def salesforce_resource(env: PlatformEnvironment | None = None, org: str | None = None) -> SalesforceResource:
+    """The resource of an org of defs/activation/salesforce/orgs.yaml (default: the default org). Local: its
+    sandbox with the constant client. ci/prod: its credential variables (client credentials or JWT)."""
+    return load_orgs().get(org, where="salesforce_resource()").resource(env or environment.current())
 
 
 def hightouch_resource(env: PlatformEnvironment | None = None, **overrides: Any) -> HightouchResource:

@@ -6,6 +6,12 @@ loaders' settings. Settings are templates over the platform environment (platfor
 their names are checked at load, their values read only when a run starts. Everything comes from committed
 files (sources.yaml, meltano/meltano.yml): loading never runs meltano and never touches the network.
 
+A source may name a Salesforce org of defs/activation/salesforce/orgs.yaml (`org`): its extractor then
+gets that org's connection settings (login_url, client_id, client_secret or username and private_key,
+api_version) when a run starts, and a missing credential variable fails the run naming the orgs file and
+key. Two sources of one org-reading tap use two Meltano plugins (`inherit_from`), so each keeps its own
+Meltano state id.
+
 Each stream is the asset `["raw", <source>, <stream>]` (group `ingestion_<source>`, kinds meltano + the
 warehouse, tag layer=ingestion) with the blocking check `rows_landed_match_extracted`. Materializing some
 streams runs `meltano run` for those streams only; run config `full_refresh: true` re-extracts them.
@@ -37,6 +43,14 @@ from platform_assets.integrations.meltano import (
     RunResult,
     load_project,
     run_pipeline,
+)
+from platform_assets.integrations.meltano.runner import plugin_env_name
+from platform_assets.integrations.salesforce.orgs import (
+    OrgConfigError,
+    OrgCredentialsError,
+    OrgRegistry,
+    SalesforceOrg,
+    load_orgs,
 )
 from platform_assets.warehouse import Warehouse, quote_identifier
 
@@ -102,6 +116,10 @@ class SourceDecl(BaseModel):
         default_factory=dict,
         description="Extractor settings as templates over the platform environment (env_templates.py).",
     )
+    org: str | None = Field(
+        default=None,
+        description="A Salesforce org of orgs.yaml: the extractor gets its connection settings at run time.",
+    )
     streams: dict[str, StreamDecl]
 
 
@@ -125,9 +143,22 @@ class Source:
     streams: dict[str, StreamDecl]
     settings: dict[str, SettingTemplate] = field(default_factory=dict)
     loader_settings: dict[str, SettingTemplate] = field(default_factory=dict)
+    org: SalesforceOrg | None = None
 
     def tap_stream(self, stream: str) -> str:
         return self.streams[stream].tap_stream or stream
+
+    def org_env(self, env: environment.PlatformEnvironment) -> dict[str, str]:
+        """The org's connection settings as the extractor's Meltano setting variables, read now (run
+        start); raises OrgCredentialsError naming the orgs file, key and variable that is missing."""
+        if self.org is None:
+            return {}
+        prefix = plugin_env_name(self.extractor)
+        return {f"{prefix}_{plugin_env_name(k)}": v for k, v in self.org.connection(env).items()}
+
+
+# The extractor settings an org provides (SalesforceOrg.connection).
+ORG_SETTINGS = ("login_url", "client_id", "client_secret", "username", "private_key", "api_version")
 
 
 def declared_sources(file: Path) -> list[str]:
@@ -139,9 +170,14 @@ def declared_sources(file: Path) -> list[str]:
 
 
 def load_sources(
-    file: Path, project_dir: Path, loaders: Mapping[str, str], env: environment.PlatformEnvironment
+    file: Path,
+    project_dir: Path,
+    loaders: Mapping[str, str],
+    env: environment.PlatformEnvironment,
+    orgs: OrgRegistry | None = None,
 ) -> list[Source]:
-    """The sources defined in this environment, validated against meltano.yml."""
+    """The sources defined in this environment, validated against meltano.yml (and `org` against the
+    Salesforce orgs, default: the platform's orgs.yaml)."""
     try:
         parsed = SourcesFile.model_validate(yaml.safe_load(file.read_text()) or {})
     except FileNotFoundError:
@@ -162,7 +198,8 @@ def load_sources(
             loader = _loader(decl, loaders, env)
             project.check_loader(loader, where=f"{where}.loader")
             settings = _settings(decl.settings, extractor.name, extractor.settings, f"{where}.settings")
-        except (MeltanoProjectError, TemplateError) as error:
+            org = _org(decl, extractor.name, extractor.settings, file, name, orgs) if decl.org else None
+        except (MeltanoProjectError, TemplateError, OrgConfigError) as error:
             raise SourcesConfigError(str(error)) from None
         owners = tuple(decl.owners)
         for stream, stream_decl in decl.streams.items():
@@ -192,9 +229,30 @@ def load_sources(
                 dict(decl.streams),
                 settings,
                 loader_settings.get(loader, {}),
+                org,
             )
         )
     return sources
+
+
+def _org(
+    decl: SourceDecl, extractor: str, known: tuple[str, ...], file: Path, name: str, orgs: OrgRegistry | None
+) -> SalesforceOrg:
+    """The source's org; its extractor must take the org's settings, and the source must not set them."""
+    where = f"{file}: sources.{name}"
+    org = (orgs or load_orgs()).get(decl.org, where=str(file), key=f"sources.{name}.org")
+    lacking = [name for name in ORG_SETTINGS if name not in known]
+    if lacking:
+        raise OrgConfigError(
+            f"{where}.org: extractor {extractor!r} declares no setting(s) {', '.join(lacking)} in "
+            "meltano.yml, so it cannot take an org's settings; declare them, or drop `org` and set `settings`"
+        )
+    both = sorted(set(decl.settings) & set(ORG_SETTINGS))
+    if both:
+        raise OrgConfigError(
+            f"{where}.settings: {', '.join(both)} come(s) from org {org.name!r}; remove them from settings"
+        )
+    return org
 
 
 def _settings(
@@ -252,6 +310,7 @@ class MeltanoResource(dg.ConfigurableResource):
         full_refresh: bool,
         extractor_settings: Mapping[str, SettingTemplate] | None = None,
         loader_settings: Mapping[str, SettingTemplate] | None = None,
+        extra_env: Mapping[str, str] | None = None,
     ) -> RunResult:
         log = context.log
 
@@ -270,6 +329,7 @@ class MeltanoResource(dg.ConfigurableResource):
                 project_root=Path(self.project_dir),
                 extractor_settings=extractor_settings,
                 loader_settings=loader_settings,
+                extra_env=extra_env,
             )
 
         try:
@@ -399,6 +459,7 @@ def _stream_spec(source: Source, stream: str, warehouse_kind: str, schema: str) 
             "target_table": dg.MetadataValue.text(f"{schema}.{stream}"),
             "meltano_pipeline": dg.MetadataValue.text(f"{source.extractor} -> {source.loader}"),
             "tap_stream": dg.MetadataValue.text(source.tap_stream(stream)),
+            **({"salesforce_org": dg.MetadataValue.text(source.org.name)} if source.org else {}),
             **({"cadence": dg.MetadataValue.text(source.cadence)} if source.cadence else {}),
         },
     )
@@ -455,6 +516,10 @@ def build_source_assets(
         marks = {stream: watermark(warehouse, schema, stream) for stream in streams}
         failure: MeltanoRunError | None = None
         try:
+            org_env = source.org_env(environment.current())
+        except OrgCredentialsError as error:  # say which variable and where it is declared
+            raise dg.Failure(description=str(error), allow_retries=False) from None
+        try:
             result = meltano.run(
                 context,
                 extractor=source.extractor,
@@ -464,6 +529,7 @@ def build_source_assets(
                 full_refresh=config.full_refresh,
                 extractor_settings=source.settings,
                 loader_settings=source.loader_settings,
+                extra_env=org_env,
             )
         except TemplateError as error:  # a declared setting has no value here: say which and what to set
             raise dg.Failure(description=str(error), allow_retries=False) from None

@@ -9,10 +9,15 @@ Each asset depends on its dbt model (its asset key from the prepared manifest), 
 changed since the last confirmed sync (platform_assets.integrations.salesforce), and carries a non-blocking
 `no_failed_records` check.
 
+Orgs: each sync writes to the org its document names (`org`, default: the default org of orgs.yaml,
+platform_assets/integrations/salesforce/orgs.py), through that org's resource (`salesforce` for the
+default org, `salesforce_<org>` for another). Before sending, a run checks the org's credential variables
+(ci/prod; a missing one fails naming the orgs file and key) and its daily API budget.
+
 Concurrency: an asset has one pool. Locally the sync state lives in the single-writer DuckDB file, so
 syncs use the `warehouse` pool (limit 1), which also serialises their Salesforce calls. In ci/prod the
-warehouse is Snowflake (many writers), so the binding limit is the org's Bulk API: syncs use the
-`salesforce_api` pool there. `sync_pool()` is the one place that decides.
+warehouse is Snowflake (many writers), so the binding limit is the org's Bulk API: syncs use their org's
+pool there (`salesforce_api` for the default org). `sync_pool()` is the one place that decides.
 
 Retries: the assets carry the `retry:` policy of defs.yaml (platform_assets/components/retries.py) for
 the failures in TRANSIENT_ERRORS only; anything else (mapping or model errors, failed blocking checks)
@@ -29,11 +34,11 @@ import requests
 from platform_assets import dbt_manifest, environment
 from platform_assets.components.retries import RetryDecl, only_transient_retried, retry_policy
 from platform_assets.dbt_manifest import DbtModel, resolve_model
-from platform_assets.integrations.salesforce.client import SalesforceUnavailable
+from platform_assets.integrations.salesforce.client import SalesforceClient, SalesforceUnavailable
+from platform_assets.integrations.salesforce.orgs import OrgCredentialsError, SalesforceOrg, load_orgs
 from platform_assets.integrations.salesforce.sync_engine import SalesforceSyncRun, SyncIncomplete, SyncReport
 from platform_assets.integrations.salesforce.sync_spec import SyncSpec, load_sync_specs
 from platform_assets.integrations.salesforce.sync_state import CHANGE_TYPES, SyncStore
-from platform_assets.resources import salesforce_resource
 
 SYNC_STATE_SCHEMA = "platform_sync"
 CHECK_NAME = "no_failed_records"
@@ -54,10 +59,33 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, TRANSIENT_ERRORS)
 
 
-def sync_pool(env: environment.PlatformEnvironment | None = None) -> str:
-    """See the module docstring: the DuckDB writer pool locally, the Salesforce API pool elsewhere."""
+def sync_pool(env: environment.PlatformEnvironment | None = None, org: SalesforceOrg | None = None) -> str:
+    """See the module docstring: the DuckDB writer pool locally, the org's API pool elsewhere."""
     env = env or environment.current()
-    return "warehouse" if env.is_local else "salesforce_api"
+    if env.is_local:
+        return "warehouse"
+    return org.pool if org is not None else "salesforce_api"
+
+
+class ApiBudgetExhausted(RuntimeError):
+    """The org used its declared daily API budget; nothing is sent until its usage falls below it."""
+
+
+def check_api_budget(org: SalesforceOrg, client: SalesforceClient) -> dict[str, int]:
+    """The org's daily API usage now (one `/limits` call) against its declared budget; raises when the
+    org already used the budget. Returns the usage figures for the run's metadata."""
+    budget = org.decl.daily_api_budget
+    if budget is None:
+        return {}
+    daily = client.limits().get("DailyApiRequests", {})
+    used = int(daily.get("Max", 0)) - int(daily.get("Remaining", 0))
+    if used >= budget:
+        raise ApiBudgetExhausted(
+            f"Salesforce org {org.name!r} used {used} API requests today, its budget is {budget} "
+            f"({org.source_file}, key 'orgs.{org.name}.daily_api_budget'); nothing was sent. Re-run when "
+            "the org's 24-hour usage is lower, or raise the budget."
+        )
+    return {"org_daily_api_budget": budget, "org_api_requests_used_at_start": used}
 
 
 class SalesforceSyncConfig(dg.Config):
@@ -95,9 +123,10 @@ def failed_blocking_checks(
 # ------------------------------------------------------------------------------ metadata
 
 
-def report_metadata(report: SyncReport) -> dict[str, Any]:
+def report_metadata(report: SyncReport, org: str | None = None) -> dict[str, Any]:
     """The audit trail of one run, readable by a RevOps team (no secrets, no record values)."""
     metadata: dict[str, Any] = {
+        **({"salesforce_org": org} if org else {}),
         "salesforce_object": report.sobject,
         "mode": report.mode,
         "full_resync": report.full_resync,
@@ -146,7 +175,7 @@ def report_metadata(report: SyncReport) -> dict[str, Any]:
 
 
 def failures_check(store: SyncStore, spec: SyncSpec) -> dg.AssetCheckResult:
-    summary = store.failure_summary(spec.name)
+    summary = store.failure_summary(spec.state_key)
     return dg.AssetCheckResult(
         check_name=CHECK_NAME,
         asset_key=dg.AssetKey(spec.asset_key),
@@ -168,7 +197,7 @@ def failures_check(store: SyncStore, spec: SyncSpec) -> dg.AssetCheckResult:
 
 def conflicts_check(store: SyncStore, spec: SyncSpec, run_id: str) -> dg.AssetCheckResult:
     """This run's conflicts: counts by decision and field, a sample with both values (never blocking)."""
-    summary = store.conflict_summary(spec.name, run_id)
+    summary = store.conflict_summary(spec.state_key, run_id)
     table = store.table("sync_conflicts")
     return dg.AssetCheckResult(
         check_name=CONFLICTS_CHECK_NAME,
@@ -177,7 +206,8 @@ def conflicts_check(store: SyncStore, spec: SyncSpec, run_id: str) -> dg.AssetCh
         severity=dg.AssetCheckSeverity.WARN,
         description=(
             f"{summary.count} field(s) changed in Salesforce and in the warehouse were decided by the "
-            f"conflict policy; both values are in {table} (sync_name = '{spec.name}', run_id = '{run_id}')."
+            f"conflict policy; both values are in {table} "
+            f"(sync_name = '{spec.state_key}', run_id = '{run_id}')."
             if summary.count
             else "No field changed on both sides since the platform last wrote it."
         ),
@@ -194,13 +224,21 @@ def conflicts_check(store: SyncStore, spec: SyncSpec, run_id: str) -> dg.AssetCh
 
 
 def build_sync_asset(
-    spec: SyncSpec, model: DbtModel, pool: str, retry: dg.RetryPolicy | None = None
+    spec: SyncSpec,
+    model: DbtModel,
+    pool: str,
+    retry: dg.RetryPolicy | None = None,
+    org: SalesforceOrg | None = None,
 ) -> dg.AssetsDefinition:
-    """The sync's asset; the model's blocking checks are consulted before sending."""
+    """The sync's asset, writing to `org` (default: the default org of orgs.yaml); the model's blocking
+    checks are consulted before sending."""
+    org = org or load_orgs().get(spec.org, where=spec.source_file)
+    spec = spec.model_copy(update={"org": org.name, "org_state_key": org.state_key(spec.name)})
     key = dg.AssetKey(spec.asset_key)
     model_key = model.asset_key
     model_check_names = model.blocking_tests
     static_metadata: dict[str, Any] = {
+        "salesforce_org": org.name,
         "salesforce_object": spec.object,
         "mode": spec.mode,
         "external_id_field": spec.external_id_field or "",
@@ -245,7 +283,7 @@ def build_sync_asset(
         metadata=static_metadata,
         pool=pool,
         retry_policy=retry,
-        required_resource_keys={"salesforce", "warehouse"},
+        required_resource_keys={org.resource_key, "warehouse"},
         check_specs=check_specs,
     )
     def _sync(context: dg.AssetExecutionContext, config: SalesforceSyncConfig) -> dg.MaterializeResult:
@@ -263,11 +301,17 @@ def build_sync_asset(
                 allow_retries=False,
             )
         env = environment.current()
+        try:
+            org.connection(env)  # every credential variable set, or fail naming the orgs file and key
+            client = getattr(context.resources, org.resource_key).get_client()
+            budget = check_api_budget(org, client)
+        except (OrgCredentialsError, ApiBudgetExhausted) as error:
+            raise dg.Failure(description=str(error), allow_retries=False) from None
         store = SyncStore(context.resources.warehouse, env.schema(SYNC_STATE_SCHEMA))
         run = SalesforceSyncRun(
             spec=spec,
             warehouse=context.resources.warehouse,
-            client=context.resources.salesforce.get_client(),
+            client=client,
             sync_schema=env.schema(SYNC_STATE_SCHEMA),
             model_schema=env.schema(model.schema),
             model_table=model.table,
@@ -280,11 +324,11 @@ def build_sync_asset(
             report = run.run()
         except SyncIncomplete as exc:
             raise dg.Failure(
-                description=str(exc), metadata=report_metadata(exc.report), allow_retries=True
+                description=str(exc), metadata=report_metadata(exc.report, org.name), allow_retries=True
             ) from exc
-        metadata = report_metadata(report)
+        metadata = {**report_metadata(report, org.name), **budget}
         with store.pinned():
-            metadata["dagster/row_count"] = store.state_count(spec.name)
+            metadata["dagster/row_count"] = store.state_count(spec.state_key)
             checks = [failures_check(store, spec)]
             if spec.detects_conflicts:
                 checks.append(conflicts_check(store, spec, context.run.run_id))
@@ -303,17 +347,20 @@ class SalesforceSyncsComponent(dg.Component, dg.Model, dg.Resolvable):
     dbt_project/target/manifest.json. Where it is not prepared, models must be written `schema.name`."""
     retry: RetryDecl | None = RetryDecl()
     """Dagster retry policy for transient failures (TRANSIENT_ERRORS); `null` turns retries off."""
+    orgs_file: str | None = None
+    """The orgs file (relative to this defs.yaml); default: the platform's
+    defs/activation/salesforce/orgs.yaml, or without one the built-in single org (SALESFORCE_*)."""
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         manifest = dbt_manifest.read_if_prepared(
             Path(self.dbt_manifest_path) if self.dbt_manifest_path else dbt_manifest.DEFAULT_MANIFEST_PATH
         )
-        specs = load_sync_specs(context.path / self.syncs_dir, manifest)
-        pool = sync_pool()
-        return dg.Definitions(
-            assets=[
-                build_sync_asset(spec, resolve_model(spec.model, manifest), pool, retry_policy(self.retry))
-                for spec in specs
-            ],
-            resources={"salesforce": salesforce_resource()},
-        )
+        orgs = load_orgs(context.path / self.orgs_file if self.orgs_file else None)
+        specs = load_sync_specs(context.path / self.syncs_dir, manifest, orgs)
+        env = environment.current()
+        assets = []
+        for spec in specs:
+            org = orgs.get(spec.org)
+            model = resolve_model(spec.model, manifest)
+            assets.append(build_sync_asset(spec, model, sync_pool(env, org), retry_policy(self.retry), org))
+        return dg.Definitions(assets=assets, resources={org.resource_key: org.resource(env) for org in orgs})

@@ -27,7 +27,12 @@ def test_a_salesforce_edit_reaches_the_staging_model_without_a_manual_launch(
 ) -> None:
     from local_stack.browser.dagster_ui import free_port
 
-    for variable in ("SALESFORCE_SANDBOX_PORT", "HIGHTOUCH_SANDBOX_PORT", "SALESFORCE_SANDBOX_PUBSUB_PORT"):
+    for variable in (
+        "SALESFORCE_SANDBOX_PORT",
+        "SALESFORCE_SUPPORT_SANDBOX_PORT",  # the sample's second org (orgs.yaml)
+        "HIGHTOUCH_SANDBOX_PORT",
+        "SALESFORCE_SANDBOX_PUBSUB_PORT",
+    ):
         monkeypatch.setenv(variable, str(free_port()))
     for variable in (
         "PLATFORM_LANDING_DIR",

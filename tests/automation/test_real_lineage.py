@@ -24,11 +24,12 @@ from dagster._core.definitions.data_version import DATA_VERSION_TAG  # the tag a
 from local_stack.sample_company import append_rows, generate
 from local_stack.sandbox.hightouch import DEFAULT_SYNCS_DIR
 from local_stack.sandbox.hightouch import start_sandbox as start_hightouch
-from local_stack.sandbox.salesforce import sample_company_org
+from local_stack.sandbox.salesforce import SandboxHandle, sample_company_org
 from local_stack.sandbox.salesforce import start_sandbox as start_salesforce
 from platform_assets import environment
 from platform_assets.automation import unchanged
 from platform_assets.automation.settings import LAYER_TAG
+from platform_assets.warehouse import connect_duckdb
 
 pytestmark = pytest.mark.integration
 
@@ -41,6 +42,8 @@ class RealPlatform:
     defs: dg.Definitions
     instance: dg.DagsterInstance
     landing_dir: Path
+    orgs: dict[str, SandboxHandle] = field(default_factory=dict)
+    """The Salesforce sandbox of each org of orgs.yaml (sales, support)."""
     cursor: object = None
     graph: object = field(init=False)
 
@@ -112,7 +115,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealPlatform]
         patch.setenv("PLATFORM_LOCAL_DIR", str(local))
         for variable in ("PLATFORM_DUCKDB_PATH", "PLATFORM_LANDING_DIR", "PLATFORM_APP_DB_URL"):
             patch.delenv(variable, raising=False)
-        for variable in ("SALESFORCE_LOGIN_URL", "HIGHTOUCH_API_BASE_URL"):
+        for variable in ("SALESFORCE_LOGIN_URL", "SALESFORCE_SUPPORT_LOGIN_URL", "HIGHTOUCH_API_BASE_URL"):
             patch.delenv(variable, raising=False)
         environment.current.cache_clear()
         env = environment.current()
@@ -120,6 +123,10 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealPlatform]
         generate(env.landing_dir, SCALE, SEED)
         salesforce = start_salesforce(db_path=env.sandbox_dir / "salesforce.sqlite")
         salesforce.seed(sample_company_org(SCALE, SEED))
+        # The second org of orgs.yaml, empty, with another daily API limit so its usage is recognisable.
+        support = start_salesforce(
+            db_path=env.sandbox_dir / "salesforce-support.sqlite", daily_api_limit=50_000
+        )
         hightouch = start_hightouch(
             state_db=env.sandbox_dir / "hightouch.sqlite3",
             warehouse=env.duckdb_path,
@@ -127,6 +134,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealPlatform]
             step_seconds=0.01,
         )
         patch.setenv("SALESFORCE_LOGIN_URL", salesforce.url)
+        patch.setenv("SALESFORCE_SUPPORT_LOGIN_URL", support.url)
         patch.setenv("HIGHTOUCH_SANDBOX_PORT", str(hightouch.port))
         from platform_assets.definitions import defs, platform_cycle
 
@@ -134,12 +142,13 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealPlatform]
         home.mkdir()
         patch.setenv("DAGSTER_HOME", str(home))
         with dg.DagsterInstance.local_temp(str(home)) as instance:
-            world = RealPlatform(defs(), instance, env.landing_dir)
+            world = RealPlatform(defs(), instance, env.landing_dir, {"sales": salesforce, "support": support})
             world.run(set(platform_cycle.selection.resolve(world.graph)))  # the full cycle, for real
             assert world.evaluate() == set(), "right after a full cycle nothing needs to run"
             world.settle()
             yield world
         hightouch.stop()
+        support.stop()
         salesforce.stop()
     environment.current.cache_clear()
 
@@ -225,3 +234,57 @@ def test_failed_blocking_check_holds_the_sync(platform: RealPlatform) -> None:
     assert sync not in platform.evaluate(), "still held on the next tick"
     checks_ran(failing=None)
     assert sync in platform.evaluate(), "once the checks pass, the sync sends the change"
+
+
+def test_two_orgs_each_sync_and_extract_against_their_own_sandbox(platform: RealPlatform) -> None:
+    """orgs.yaml's two orgs in the real cycle: the support org receives its sync and is extracted as its
+    own source, with its own state, Meltano state id and API usage; the sales org is untouched by it."""
+    sales, support = platform.orgs["sales"], platform.orgs["support"]
+    env = environment.current()
+    with connect_duckdb(env.duckdb_path, read_only=True) as connection:
+        (wanted,) = connection.execute(
+            "SELECT count(*) FROM activation.act_salesforce_support_accounts"
+        ).fetchone()
+        extracted = connection.execute(
+            "SELECT count(DISTINCT Workspace_Id__c) FROM raw_salesforce_support.account"
+        ).fetchone()[0]
+        state = dict(
+            connection.execute(
+                "SELECT sync_name, count(*) FROM platform_sync.sync_state GROUP BY 1"
+            ).fetchall()
+        )
+    assert wanted > 0
+    assert support.count("Account") == wanted, "the support org holds one Account per paying workspace"
+    assert sales.count("Account") == len(sample_company_org(SCALE, SEED)["Account"]), (
+        "sales org: none created"
+    )
+    assert extracted == wanted, "the support source extracted the support org's Accounts"
+    assert state["support/support_accounts"] == wanted and "support_accounts" not in state
+    assert state["leads"] > 0, "the default org's state keeps the bare sync names"
+
+    def latest(*path: str, having: str) -> dict:
+        """The metadata of the asset's latest materialization by a run (not a `lineage_unchanged`
+        confirmation, which carries no metadata): the one that has `having`."""
+        records = platform.instance.fetch_materializations(dg.AssetKey(list(path)), limit=50).records
+        for record in records:  # newest first
+            metadata = record.asset_materialization.metadata if record.asset_materialization else {}
+            if having in metadata:
+                return {name: value.value for name, value in metadata.items()}
+        raise AssertionError(f"no materialization of {path} has {having}")
+
+    support_sync, sales_sync = (
+        latest("salesforce", name, having="sync_run_id") for name in ("support_accounts", "leads")
+    )
+    assert (support_sync["salesforce_org"], sales_sync["salesforce_org"]) == ("support", "sales")
+    assert support_sync["daily_api_requests_max"] == 50_000, "usage read from the support org's own sandbox"
+    assert sales_sync["daily_api_requests_max"] != 50_000
+    assert support_sync["org_daily_api_budget"] == 20_000
+    support_stream, sales_stream = (
+        latest("raw", source, "account", having="meltano_state_id")
+        for source in ("salesforce_support", "salesforce")
+    )
+    assert support_stream["meltano_state_id"] != sales_stream["meltano_state_id"], "one Meltano state per org"
+    stream_org = platform.graph.get(dg.AssetKey(["raw", "salesforce_support", "account"])).metadata[
+        "salesforce_org"
+    ]
+    assert stream_org.value == "support"

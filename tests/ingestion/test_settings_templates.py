@@ -11,9 +11,14 @@ from platform_assets import environment
 from platform_assets.components.meltano import Source, SourcesConfigError, load_sources
 from platform_assets.env_templates import TemplateError
 from platform_assets.integrations.meltano.runner import plugin_settings
+from platform_assets.integrations.salesforce.orgs import OrgCredentialsError
 
 SOURCES = environment.PROJECT_ROOT / "platform_assets" / "defs" / "ingestion" / "sources.yaml"
 LOADERS = {"local": "target-duckdb", "ci": "target-snowflake", "prod": "target-snowflake"}
+ORGS = environment.PROJECT_ROOT / "platform_assets" / "defs" / "activation" / "salesforce" / "orgs.yaml"
+SUPPORT_JWT = {  # the sample's support org in prod: JWT bearer
+    f"SALESFORCE_SUPPORT_{name}": "x" for name in ("LOGIN_URL", "CLIENT_ID", "USERNAME", "PRIVATE_KEY")
+}
 
 FOO_PROJECT = {
     "plugins": {
@@ -58,10 +63,12 @@ def foo_sources(tmp_path: Path, settings: dict, env: environment.PlatformEnviron
 
 
 def sample(env: environment.PlatformEnvironment) -> dict[str, dict[str, str]]:
+    """What each sample source's run gets: its declared settings, and its org's (orgs.yaml)."""
     return {
         source.name: plugin_settings(
             env, source.extractor, source.loader, source.name, source.settings, source.loader_settings
         )
+        | source.org_env(env)
         for source in load_sources(SOURCES, environment.MELTANO_PROJECT_DIR, LOADERS, env)
     }
 
@@ -94,6 +101,9 @@ def test_sample_sources_resolve_to_the_plugin_settings_locally(local_platform, m
     assert salesforce["TAP_SALESFORCE_BULK_CLIENT_SECRET"] == environment.SANDBOX_SALESFORCE_CLIENT_SECRET
     assert salesforce["TAP_SALESFORCE_BULK_LOGIN_URL"] == local_platform.salesforce_login_url
     assert "TAP_SALESFORCE_BULK_USERNAME" not in salesforce
+    support = settings["salesforce_support"]  # the second org: its own sandbox
+    assert support["TAP_SALESFORCE_BULK__SUPPORT_LOGIN_URL"] == "http://127.0.0.1:8794"
+    assert support["TARGET_DUCKDB_DEFAULT_TARGET_SCHEMA"] == "raw_salesforce_support"
 
 
 def test_sample_salesforce_in_prod_passes_only_the_credentials_that_are_set(local_platform, monkeypatch):
@@ -105,24 +115,30 @@ def test_sample_salesforce_in_prod_passes_only_the_credentials_that_are_set(loca
         SALESFORCE_CLIENT_ID="cid",
         SALESFORCE_CLIENT_SECRET="secret",
         SALESFORCE_PRIVATE_KEY="key",
+        **SUPPORT_JWT,
     )
     salesforce = sample(env)["salesforce"]
     assert {k: v for k, v in salesforce.items() if k.startswith("TAP_")} == {
         "TAP_SALESFORCE_BULK_LOGIN_URL": "https://login.example",
         "TAP_SALESFORCE_BULK_CLIENT_ID": "cid",
-        "TAP_SALESFORCE_BULK_CLIENT_SECRET": "secret",
-        "TAP_SALESFORCE_BULK_PRIVATE_KEY": "key",
+        "TAP_SALESFORCE_BULK_CLIENT_SECRET": "secret",  # auto: no username, so client credentials
+        "TAP_SALESFORCE_BULK_API_VERSION": "v62.0",
     }
     assert salesforce["TARGET_SNOWFLAKE_DEFAULT_TARGET_SCHEMA"] == "raw_salesforce"
 
 
 def test_sample_salesforce_in_prod_without_its_login_url_names_the_variable(local_platform, monkeypatch):
     monkeypatch.delenv("SALESFORCE_LOGIN_URL", raising=False)
-    env = use_mode(monkeypatch, "prod")
-    with pytest.raises(TemplateError) as error:
+    env = use_mode(
+        monkeypatch, "prod", SALESFORCE_CLIENT_ID="cid", SALESFORCE_CLIENT_SECRET="s", **SUPPORT_JWT
+    )
+    with pytest.raises(OrgCredentialsError) as error:
         sample(env)
-    assert f"{SOURCES}: sources.salesforce.settings.login_url" in str(error.value)
-    assert "needs the environment variable SALESFORCE_LOGIN_URL, which is not set" in str(error.value)
+    assert f"org 'sales' ({ORGS})" in str(error.value)
+    assert (
+        "orgs.sales.credentials.login_url: the environment variable SALESFORCE_LOGIN_URL is not set"
+        in str(error.value)
+    )
 
 
 def test_a_new_source_shape_resolves_env_fallbacks_modes_and_platform_values(

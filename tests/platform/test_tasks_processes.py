@@ -93,6 +93,7 @@ def ui_env(tmp_path: Path) -> dict[str, str]:
         **os.environ,
         "PLATFORM_LOCAL_DIR": str(tmp_path / "local"),
         "SALESFORCE_SANDBOX_PORT": str(free_port()),
+        "SALESFORCE_SUPPORT_SANDBOX_PORT": str(free_port()),  # the sample's second org (orgs.yaml)
         "HIGHTOUCH_SANDBOX_PORT": str(free_port()),
         "SALESFORCE_SANDBOX_PUBSUB_PORT": str(free_port()),
         "DAGSTER_UI_PORT": str(free_port()),
@@ -115,6 +116,7 @@ def started(run: subprocess.Popen, env: dict[str, str], log: Path) -> dict[int, 
     """Wait until both sandboxes answer and dagster dev runs; return what tasks.py started, by pid."""
     sandboxes = [
         f"http://127.0.0.1:{env['SALESFORCE_SANDBOX_PORT']}/__sandbox/health",
+        f"http://127.0.0.1:{env['SALESFORCE_SUPPORT_SANDBOX_PORT']}/__sandbox/health",
         f"http://127.0.0.1:{env['HIGHTOUCH_SANDBOX_PORT']}/health",
     ]
 

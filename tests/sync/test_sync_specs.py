@@ -64,6 +64,7 @@ def test_repo_syncs_become_salesforce_assets_depending_on_activation_models(tmp_
         "opportunities": "act_salesforce_opportunities",
         "tasks": "act_salesforce_tasks",
         "account_arr": "act_salesforce_account_arr",
+        "support_accounts": "act_salesforce_support_accounts",
     }
     assert set(specs) == {dg.AssetKey(["salesforce", name]) for name in expected}
     for name, model in expected.items():
@@ -84,6 +85,9 @@ def test_repo_syncs_become_salesforce_assets_depending_on_activation_models(tmp_
         "tasks": {"no_failed_records"},
     }
     assert isinstance(defs.resources["salesforce"], SalesforceResource)
+    assert isinstance(defs.resources["salesforce_support"], SalesforceResource)  # the support org's
+    assert specs[dg.AssetKey(["salesforce", "support_accounts"])].metadata["salesforce_org"] == "support"
+    assert specs[dg.AssetKey(["salesforce", "leads"])].metadata["salesforce_org"] == "sales"
 
 
 def test_repo_defs_yaml_loads_through_the_dg_project(local_platform):

@@ -31,6 +31,7 @@ from pathlib import Path
 from platform_assets import environment
 from platform_assets.env_templates import SettingTemplate, resolve_settings
 from platform_assets.environment import PlatformEnvironment
+from platform_assets.integrations.meltano.project import MeltanoProjectError, load_project
 
 PLUGIN_TYPES = ("extractors", "loaders")
 # A tap that fails one stream and goes on reports it so; the other streams still load.
@@ -140,6 +141,15 @@ def meltano_env(
     return process_env
 
 
+def extractor_venv(project_root: Path, extractor: str) -> str:
+    """The installed plugin whose venv runs `extractor` (its parent, for one that inherits)."""
+    try:
+        declared = load_project(project_root).extractors.get(extractor)
+    except MeltanoProjectError:  # no readable meltano.yml here: the plugin is its own
+        return extractor
+    return declared.venv_name if declared is not None and declared.venv_name else extractor
+
+
 def build_env(
     env: PlatformEnvironment,
     project_root: Path,
@@ -150,7 +160,8 @@ def build_env(
     extractor_settings: Mapping[str, SettingTemplate] | None = None,
     loader_settings: Mapping[str, SettingTemplate] | None = None,
 ) -> dict[str, str]:
-    process_env = meltano_env(env, project_root, [("extractors", extractor), ("loaders", loader)])
+    venv = extractor_venv(project_root, extractor)
+    process_env = meltano_env(env, project_root, [("extractors", venv), ("loaders", loader)])
     process_env.update(plugin_settings(env, extractor, loader, source, extractor_settings, loader_settings))
     process_env[f"{plugin_env_name(extractor)}__SELECT"] = json.dumps([f"{s}.*" for s in tap_streams])
     return process_env

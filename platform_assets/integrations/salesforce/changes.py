@@ -248,7 +248,7 @@ def detect_changes(
     query, params = change_query(spec, model, state_table, full_resync, session.dialect)
     with cyclic_gc_paused():
         scope = [value for _, value in model.scope]
-        changes = _changes(session.fetchall(query, [*scope, *[spec.name] * params]))
+        changes = _changes(session.fetchall(query, [*scope, *[spec.state_key] * params]))
     changes.seconds = time.perf_counter() - started
     return changes
 

@@ -123,9 +123,8 @@ class ConflictResolver:
         """Decide every conflict, turning a change's values into what is written: KEEP where Salesforce's
         value stays, a custom rule's value where it merges. `keys` is a subquery of the changed records'
         (record_key, salesforce_id)."""
-        self.baselines = {
-            key: Baseline.parse(text) for key, text in self.store.sent_values(self.spec.name, keys).items()
-        }
+        sent = self.store.sent_values(self.spec.state_key, keys)
+        self.baselines = {key: Baseline.parse(text) for key, text in sent.items()}
         candidates = [
             c
             for c in changes
@@ -189,7 +188,7 @@ class ConflictResolver:
         pending = [c for c in conflicts if not c.decision]
         if not pending:
             return conflicts
-        table, name, run = self.store.table("sync_conflicts"), self.spec.name, self.run_id
+        table, name, run = self.store.table("sync_conflicts"), self.spec.state_key, self.run_id
         self.store.record_conflicts(name, run, [dataclasses.replace(c, decision=PENDING) for c in pending])
         results: dict[tuple[str, str], str | None] = {}
         try:

@@ -298,7 +298,7 @@ class SalesforceSyncRun:
                 self.spec, self.store, self.schema_prefix + schema, table, self.run_id
             )
         self.report = SyncReport(
-            sync_name=self.spec.name,
+            sync_name=self.spec.state_key,
             sobject=self.spec.object,
             mode=self.spec.mode,
             run_id=self.run_id,
@@ -331,7 +331,7 @@ class SalesforceSyncRun:
         self.report.salesforce_url = f"{self.client.instance_url}/lightning/o/{self.spec.object}/list"
         with self.store.session() as session:
             self.store.ensure_tables(session)
-        open_jobs = self.store.open_jobs(self.spec.name)
+        open_jobs = self.store.open_jobs(self.spec.state_key)
         if open_jobs:  # a crashed run left Bulk jobs: apply them before detecting changes
             self.recover(open_jobs)
         changes = self.detect()
@@ -365,12 +365,12 @@ class SalesforceSyncRun:
     def recover(self, open_jobs: Mapping[tuple[str, int], list[tuple[str, str]]]) -> None:
         """Apply the results of Bulk jobs an interrupted run created (their records were sent)."""
         for (run_id, batch_no), jobs in open_jobs.items():
-            pending = self.store.pending_records(self.spec.name, run_id, batch_no)
+            pending = self.store.pending_records(self.spec.state_key, run_id, batch_no)
             result = IngestResult(job_ids=[], successful=[], failed=[], unprocessed=[])
             for job_id, _ in jobs:
                 result.extend(self._job_results(job_id, run_id))
             outcomes, _ = match_results(result, pending, self.plan, jobs[0][1])
-            self.store.apply_outcomes(self.spec.name, run_id, batch_no, [j for j, _ in jobs], outcomes)
+            self.store.apply_outcomes(self.spec.state_key, run_id, batch_no, [j for j, _ in jobs], outcomes)
             confirmed = sum(1 for o in outcomes if o.status == "succeeded")
             self.report.recovered += confirmed
             log.info(
@@ -407,7 +407,7 @@ class SalesforceSyncRun:
 
     def detect(self) -> ChangeSet:
         """Forget batches never handed to Salesforce, then find what changed since the confirmed state."""
-        self.store.clear_pending(self.spec.name)
+        self.store.clear_pending(self.spec.state_key)
         with self.store.session() as session:
             model = resolve_model(session, self.spec, self.model_schema, self.model_table, self.scope)
             changes = detect_changes(
@@ -445,17 +445,17 @@ class SalesforceSyncRun:
         changed = [(c.record_key, c.salesforce_id) for c in changes.changes if c.change_type == CHANGED]
         if not changed:
             return
-        with self.store.scratch_keys(self.spec.name, self.run_id, changed) as keys:
+        with self.store.scratch_keys(self.spec.state_key, self.run_id, changed) as keys:
             decided = self.resolver.resolve(session, model, changes.changes, keys)
             # A field that still disagrees the same way (e.g. Salesforce kept its value and the model
             # sends its own again with another change) was recorded when first decided: record what is new.
-            known = self.store.recorded_conflicts(self.spec.name, keys)
+            known = self.store.recorded_conflicts(self.spec.state_key, keys)
         conflicts = [
             c
             for c in decided
             if known.get((c.record_key, c.field)) != (c.warehouse_value, c.salesforce_value, c.decision)
         ]
-        self.store.record_conflicts(self.spec.name, self.run_id, conflicts)
+        self.store.record_conflicts(self.spec.state_key, self.run_id, conflicts)
         self.report.conflicts.update(c.decision for c in conflicts)
         self.report.conflict_sample = [
             {"record_key": c.record_key, "field": c.field, "policy": c.policy, "decision": c.decision}
@@ -482,7 +482,7 @@ class SalesforceSyncRun:
         batches = [self._batch(n, op, group, ids) for n, (op, group) in enumerate(groups) if group]
         if unresolved:
             self._fail_unresolved([c for c in changes if c.record_key in unresolved], unresolved)
-        self.store.write_pending(self.spec.name, [p for b in batches for p in b.pending])
+        self.store.write_pending(self.spec.state_key, [p for b in batches for p in b.pending])
         for batch in batches:
             self._send_batch(batch.pending[0].batch_no, batch)
 
@@ -518,7 +518,7 @@ class SalesforceSyncRun:
             self.report.sent[record.change_type] += 1
 
         def on_job_created(job_id: str) -> None:
-            self.store.record_job(self.spec.name, self.run_id, batch_no, job_id, batch.operation)
+            self.store.record_job(self.spec.state_key, self.run_id, batch_no, job_id, batch.operation)
             self.report.job_ids.append(job_id)
 
         result = self.client.ingest(
@@ -530,7 +530,7 @@ class SalesforceSyncRun:
             on_job_created=on_job_created,
         )
         outcomes, unprocessed = match_results(result, batch.pending, self.plan, batch.operation)
-        self.store.apply_outcomes(self.spec.name, self.run_id, batch_no, result.job_ids, outcomes)
+        self.store.apply_outcomes(self.spec.state_key, self.run_id, batch_no, result.job_ids, outcomes)
         self._count(outcomes)
         self.report.job_errors.update(result.job_errors)
         if unprocessed:
@@ -589,5 +589,5 @@ class SalesforceSyncRun:
             Outcome(c.record_key, c.row_hash, c.change_type, None, "failed", reasons[c.record_key])
             for c in changes
         ]
-        self.store.apply_outcomes(self.spec.name, self.run_id, -1, [], outcomes)
+        self.store.apply_outcomes(self.spec.state_key, self.run_id, -1, [], outcomes)
         self._count(outcomes)

@@ -16,6 +16,7 @@ import pydantic
 import yaml
 
 from platform_assets.dbt_manifest import DbtManifest, resolve_model
+from platform_assets.integrations.salesforce.orgs import OrgConfigError, OrgRegistry, load_orgs
 
 SyncMode = Literal["upsert", "update", "insert", "mirror"]
 MODES: tuple[str, ...] = ("upsert", "update", "insert", "mirror")
@@ -53,6 +54,7 @@ _FIXES: dict[str, str] = {
     "salesforce_data": "name the extracted Salesforce records of the object as `schema.table`, "
     "e.g. raw_salesforce.lead (schema without the environment prefix)",
     "changed_at_column": "name the model column holding when the row last changed (a timestamp)",
+    "org": "name an org declared in orgs.yaml, or leave `org` out for the default org",
 }
 
 
@@ -104,7 +106,17 @@ class SyncSpec(pydantic.BaseModel):
     """`schema.table` of the object's extracted records (Id, mapped fields, SystemModstamp)."""
     changed_at_column: str | None = None
     """The model column with the row's own change time (last_writer_wins, custom timestamps)."""
+    org: str | None = None
+    """The Salesforce org (orgs.yaml) written to; left out: the default org (filled in at load)."""
     source_file: str = pydantic.Field(default="", exclude=True)
+    org_state_key: str = pydantic.Field(default="", exclude=True)
+    """Set at load from the org: the key of this sync's state rows (see `state_key`)."""
+
+    @property
+    def state_key(self) -> str:
+        """The key of this sync's rows in the state tables: its name in the default org, `<org>/<name>`
+        in another, so a record synced to one org is never taken as synced to another."""
+        return self.org_state_key or self.name
 
     @property
     def asset_key(self) -> list[str]:
@@ -319,7 +331,7 @@ def _format_validation_error(path: Path, error: pydantic.ValidationError) -> lis
             message = "is not a sync setting (check the spelling)"
             problems.append(
                 f"{path}: key '{key}': {message}. Known keys: "
-                f"{', '.join(n for n in SyncSpec.model_fields if n != 'source_file')}."
+                f"{', '.join(n for n in SyncSpec.model_fields if n not in ('source_file', 'org_state_key'))}."
             )
             continue
         else:
@@ -349,8 +361,13 @@ def load_sync_file(path: Path) -> SyncSpec:
     return spec
 
 
-def load_sync_specs(directory: Path, manifest: DbtManifest | None = None) -> list[SyncSpec]:
+def load_sync_specs(
+    directory: Path, manifest: DbtManifest | None = None, orgs: OrgRegistry | None = None
+) -> list[SyncSpec]:
     """Every sync document under `directory` (*.yaml, *.yml), checked together.
+
+    Each sync's `org` is resolved against `orgs` (default: the orgs file, or the built-in single org):
+    an unknown org fails load naming the file and key; the org fills in `org` and the state key.
 
     Each model is resolved (`dbt_manifest.resolve_model`): through the prepared dbt manifest, which catches
     a model name that does not exist; without it, only `schema.name` resolves.
@@ -383,6 +400,15 @@ def load_sync_specs(directory: Path, manifest: DbtManifest | None = None) -> lis
             resolve_model(spec.model, manifest)
         except ValueError as error:
             problems.append(_problem(Path(spec.source_file), "model", str(error)))
+    orgs = orgs or load_orgs()
+    resolved = []
+    for spec in specs:
+        try:
+            org = orgs.get(spec.org, where=spec.source_file)
+        except OrgConfigError as error:
+            problems.append(str(error))
+            continue
+        resolved.append(spec.model_copy(update={"org": org.name, "org_state_key": org.state_key(spec.name)}))
     if problems:
         raise SyncConfigError("\n".join(problems))
-    return specs
+    return resolved

@@ -151,6 +151,7 @@ def platform_env(local_dir: Path, **extra: str) -> dict[str, str]:
         "PLATFORM_LANDING_DIR",
         "PLATFORM_APP_DB_URL",
         "SALESFORCE_LOGIN_URL",
+        "SALESFORCE_SUPPORT_LOGIN_URL",
         "HIGHTOUCH_API_BASE_URL",
     ):
         env.pop(inherited, None)
@@ -160,6 +161,7 @@ def platform_env(local_dir: Path, **extra: str) -> dict[str, str]:
         PLATFORM_LOCAL_DIR=str(local_dir),
         DAGSTER_HOME=str(local_dir / "dagster_home"),
         SALESFORCE_SANDBOX_PORT=str(free_port()),
+        SALESFORCE_SUPPORT_SANDBOX_PORT=str(free_port()),  # the sample's second org (orgs.yaml)
         HIGHTOUCH_SANDBOX_PORT=str(free_port()),
         SALESFORCE_SANDBOX_PUBSUB_PORT=str(free_port()),
         PYTHONUNBUFFERED="1",
@@ -211,6 +213,11 @@ def sandboxes(env: Mapping[str, str], log_dir: Path) -> Iterator[None]:
             ["--port", sf_port, "--db", sandbox_dir / "salesforce.sqlite3",
              "--seed-json", sandbox_dir / "salesforce_seed.json"],
         ),
+        "salesforce-support": (  # the sample's second org (orgs.yaml), empty
+            f"http://127.0.0.1:{env['SALESFORCE_SUPPORT_SANDBOX_PORT']}/__sandbox/health",
+            ["--port", env["SALESFORCE_SUPPORT_SANDBOX_PORT"], "--pubsub-port", "0",
+             "--db", sandbox_dir / "salesforce-support.sqlite3"],
+        ),
         "hightouch": (
             f"http://127.0.0.1:{ht_port}/health",
             ["--port", ht_port, "--state-db", sandbox_dir / "hightouch.sqlite3",
@@ -219,7 +226,8 @@ def sandboxes(env: Mapping[str, str], log_dir: Path) -> Iterator[None]:
     }  # fmt: skip
     with contextlib.ExitStack() as stack:
         for name, (health, args) in servers.items():
-            command = [VENV_BIN / "python", "-m", f"local_stack.sandbox.{name}", *args]
+            module = name.split("-")[0]
+            command = [VENV_BIN / "python", "-m", f"local_stack.sandbox.{module}", *args]
             process, log_path = stack.enter_context(process_group(f"sandbox_{name}", command, env, log_dir))
             wait_for_http(health, process, log_path, seconds=60)
         yield
