@@ -83,6 +83,7 @@ def test_repo_syncs_become_salesforce_assets_depending_on_activation_models(tmp_
         "account_arr": {"no_failed_records", "no_conflicts"},
         "opportunities": {"no_failed_records"},
         "tasks": {"no_failed_records"},
+        "support_accounts": {"no_failed_records"},
     }
     assert isinstance(defs.resources["salesforce"], SalesforceResource)
     assert isinstance(defs.resources["salesforce_support"], SalesforceResource)  # the support org's
