@@ -124,6 +124,26 @@ def convert(value: Any, column_type: str) -> Any:
     return _TEXT_CONVERTERS[column_type](value)
 
 
+def _text_converter(column_type: str) -> Callable[[str], Any]:
+    """`convert` specialised for CSV text (always a str): '' is null, the rest goes to the type's parser."""
+    if column_type == "string":
+        return lambda value: value or None
+    parse = _TEXT_CONVERTERS[column_type]
+    return lambda value: parse(value) if value else None
+
+
+def _json_converter(column_type: str) -> Callable[[Any], Any]:
+    """`convert` with the common JSON case first (a value already of its type); the rest goes to `convert`."""
+    if column_type == "string":
+        return lambda value: (value or None) if type(value) is str else convert(value, column_type)
+    native: dict[str, type] = {"integer": int, "number": float, "boolean": bool}
+    if column_type in native:
+        kind = native[column_type]
+        return lambda value: value if type(value) is kind else convert(value, column_type)
+    parse = _TEXT_CONVERTERS[column_type]
+    return lambda value: parse(value) if type(value) is str and value else convert(value, column_type)
+
+
 def _typed(raw: dict[str, Any], columns: dict[str, str], path: Path, line: int) -> dict[str, Any]:
     record: dict[str, Any] = {}
     for name, column_type in columns.items():
@@ -258,12 +278,19 @@ def read_csv(
             )
         if after_line > file.line:
             file.skip(handle, after_line)
+        # Per declared column: its place in the header and its converter. A row that fails any of them is
+        # converted again by `_typed`, which names the column and the value.
+        plan = [(name, header.index(name), _text_converter(kind)) for name, kind in columns.items()]
         while (row := _next_csv(file, reader)) is not None:
             if not row:
                 continue
             if len(row) != len(header):
                 raise file.error(f"expected {len(header)} columns as in the header, found {len(row)}")
-            yield file.line, _typed(dict(zip(header, row, strict=True)), columns, path, file.line)
+            try:
+                record = {name: convert_text(row[index]) for name, index, convert_text in plan}
+            except (ValueError, ArithmeticError):
+                record = _typed(dict(zip(header, row, strict=True)), columns, path, file.line)
+            yield file.line, record
 
 
 def _next_csv(file: LandingFile, reader: Any) -> list[str] | None:
@@ -290,6 +317,8 @@ def read_jsonl(
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield (line, record) for each JSON line after `after_line`."""
     path = file.path
+    declared = columns.keys()
+    plan = [(name, _json_converter(kind)) for name, kind in columns.items()]
     with file.open() as handle:
         file.skip(handle, after_line)
         for text in file.lines(handle):
@@ -305,12 +334,16 @@ def read_jsonl(
                 ) from None
             if not isinstance(raw, dict):
                 raise LandingDataError(path, line, f"expected a JSON object, found {type(raw).__name__}")
-            unexpected = sorted(set(raw) - set(columns))
-            if unexpected:
+            if not raw.keys() <= declared:
+                unexpected = sorted(set(raw) - set(columns))
                 raise LandingDataError(
                     path, line, f"undeclared fields {unexpected}; declare them in the stream's columns"
                 )
-            yield line, _typed(raw, columns, path, line)
+            try:  # as for CSV: `_typed` converts a failing record again to name its column
+                record = {name: to_type(raw.get(name)) for name, to_type in plan}
+            except (ValueError, ArithmeticError):
+                record = _typed(raw, columns, path, line)
+            yield line, record
 
 
 READERS = {"csv": read_csv, "jsonl": read_jsonl}
