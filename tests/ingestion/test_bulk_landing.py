@@ -169,4 +169,5 @@ def test_bulk_load_lands_each_line_once_through_a_failure_its_fix_and_a_resend(
     assert checks(third) == {"ledger": (True, 6, 6), "pings": (True, 5, 5)}
     assert [line for _, line in raw_lines("ledger")] == [2, 3, 4, 5, 6, 7]
     assert [line for _, line in raw_lines("pings")] == [1, 2, 3, 4, 5]
-    assert not list((local_platform.local_dir / "meltano" / "batches").iterdir())  # loaded files deleted
+    batches = local_platform.local_dir / "meltano" / "batches"
+    assert not [path for path in batches.rglob("*") if path.is_file()]  # loaded batch files are deleted

@@ -21,6 +21,15 @@ BATCHED_AT = "_sdc_batched_at"
 _FLUSH_EVERY = 5_000  # records serialized per write: bounded memory, few calls into gzip
 
 
+def clear_leftovers(directory: Path) -> None:
+    """Delete a stream's batch files left by an earlier run that was killed (a half-written file, or one
+    written but never loaded). Safe at the start of a run: Meltano runs one pipeline per state id at a
+    time, and whatever such a file held is extracted again because its bookmark was never saved."""
+    if directory.is_dir():
+        for leftover in directory.iterdir():
+            leftover.unlink(missing_ok=True)
+
+
 class BatchFile:
     """One batch being written; `last_lines` holds, per landing file, the last line it holds."""
 

@@ -29,7 +29,7 @@ from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
 
-from tap_landing.batches import DEFAULT_BATCH_SIZE_ROWS, BatchFile
+from tap_landing.batches import DEFAULT_BATCH_SIZE_ROWS, BatchFile, clear_leftovers
 from tap_landing.parsing import (
     COLUMN_TYPES,
     COMPRESSED_SUFFIX,
@@ -126,7 +126,8 @@ class LandingStream(Stream):
         batch is handed over, so the STATE after a BATCH message covers exactly the lines loaded with it.
         A malformed line ends the stream after the batch holding the lines before it.
         """
-        directory = Path(batch_config.storage.root.removeprefix("file://"))
+        directory = Path(batch_config.storage.root.removeprefix("file://")) / self.name  # one per stream
+        clear_leftovers(directory)
         batch = BatchFile(directory, self.name)
         for partition in [context] if context else self.partitions or []:
             self._write_starting_replication_value(partition)
