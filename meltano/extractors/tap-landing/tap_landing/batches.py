@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import io
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,9 @@ import orjson
 
 DEFAULT_BATCH_SIZE_ROWS = 200_000
 BATCHED_AT = "_sdc_batched_at"
-_FLUSH_EVERY = 5_000  # records serialized per write: bounded memory, few calls into gzip
+# Records reach gzip through one reused 1 MiB buffer: bounded memory, few calls into zlib. (Joining lists of
+# serialized records instead churned the heap: about one page fault per record, 2 s of system time per 1M.)
+_BUFFER_BYTES = 1024 * 1024
 
 
 def clear_leftovers(directory: Path) -> None:
@@ -38,32 +41,24 @@ class BatchFile:
         name = f"{stream}-{uuid.uuid4().hex}.jsonl.gz"
         self.path = directory / name
         self._partial = directory / f".{name}"
-        self._gzip = gzip.open(self._partial, "wb", compresslevel=1)  # noqa: SIM115 - closed in close()/discard()
-        self._pending: list[bytes] = []
+        compressed = gzip.open(self._partial, "wb", compresslevel=1)  # noqa: SIM115 - closed with _out
+        self._out = io.BufferedWriter(compressed, buffer_size=_BUFFER_BYTES)  # type: ignore[arg-type]
         self._batched_at = dt.datetime.now(dt.UTC).isoformat()
         self.rows = 0
         self.last_lines: dict[str, int] = {}
 
     def write(self, record: dict[str, Any]) -> None:
         record[BATCHED_AT] = self._batched_at
-        self._pending.append(orjson.dumps(record))  # several times faster than json.dumps
+        self._out.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))  # ~10x json.dumps
         self.last_lines[record["_source_file"]] = record["_source_line"]
         self.rows += 1
-        if len(self._pending) >= _FLUSH_EVERY:
-            self._flush()
 
     def close(self) -> str:
         """Finish the file; its URL for the BATCH message's manifest."""
-        self._flush()
-        self._gzip.close()
+        self._out.close()
         self._partial.rename(self.path)
         return self.path.resolve().as_uri()
 
     def discard(self) -> None:
-        self._gzip.close()
+        self._out.close()
         self._partial.unlink(missing_ok=True)
-
-    def _flush(self) -> None:
-        if self._pending:
-            self._gzip.write(b"\n".join(self._pending) + b"\n")
-            self._pending.clear()
