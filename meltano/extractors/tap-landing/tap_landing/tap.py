@@ -27,7 +27,7 @@ from typing import Any
 
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
-from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
+from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig  # the SDK exports them only here
 
 from tap_landing.batches import DEFAULT_BATCH_SIZE_ROWS, BatchFile, clear_leftovers
 from tap_landing.parsing import (
@@ -126,7 +126,7 @@ class LandingStream(Stream):
         batch is handed over, so the STATE after a BATCH message covers exactly the lines loaded with it.
         A malformed line ends the stream after the batch holding the lines before it.
         """
-        directory = Path(batch_config.storage.root.removeprefix("file://")) / self.name  # one per stream
+        directory = Path(self.config["batch_dir"]).resolve() / self.name  # one folder per stream
         clear_leftovers(directory)
         batch = BatchFile(directory, self.name)
         for partition in [context] if context else self.partitions or []:
