@@ -27,6 +27,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
+
 COLUMN_TYPES = ("string", "integer", "number", "decimal", "boolean", "date", "date-time")
 FORMATS = ("csv", "jsonl")
 MAX_RECORD_BYTES = 4 * 1024 * 1024  # default per stream; meltano.yml `max_record_bytes` overrides it
@@ -312,6 +314,16 @@ def _next_csv(file: LandingFile, reader: Any) -> list[str] | None:
         raise file.error(reason, file.record_start) from None
 
 
+def _parse_json(text: str) -> Any:
+    """orjson where it accepts the line (several times faster); the standard library otherwise, so what is
+    accepted and every error message stay the standard library's (orjson refuses e.g. NaN, lone surrogates
+    and integers over 64 bits, which json.loads reads)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def read_jsonl(
     file: LandingFile, columns: dict[str, str], after_line: int
 ) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -327,7 +339,7 @@ def read_jsonl(
             if not text.strip():
                 continue
             try:
-                raw = json.loads(text)
+                raw = _parse_json(text)
             except json.JSONDecodeError as error:
                 raise LandingDataError(
                     path, line, f"not valid JSON ({error.msg} at column {error.colno})"
