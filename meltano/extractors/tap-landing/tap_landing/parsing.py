@@ -126,12 +126,21 @@ def convert(value: Any, column_type: str) -> Any:
     return _TEXT_CONVERTERS[column_type](value)
 
 
-def _text_converter(column_type: str) -> Callable[[str], Any]:
-    """`convert` specialised for CSV text (always a str): '' is null, the rest goes to the type's parser."""
-    if column_type == "string":
-        return lambda value: value or None
-    parse = _TEXT_CONVERTERS[column_type]
-    return lambda value: parse(value) if value else None
+def _csv_row_converter(columns: dict[str, str], header: list[str]) -> Callable[[list[str]], dict[str, Any]]:
+    """`convert` for a whole CSV row of text cells, written out as one function per file.
+
+    The rules are `convert`'s for text: '' is null, a string column keeps its text, any other column goes
+    to its type's parser. Written out (as `collections.namedtuple` builds its classes) because a call per
+    cell was the tap's largest cost; names enter the code only as `repr` literals.
+    """
+    cells = []
+    for name, kind in columns.items():
+        cell = f"row[{header.index(name)}]"
+        value = f"({cell} or None)" if kind == "string" else f"(parse[{kind!r}]({cell}) if {cell} else None)"
+        cells.append(f"{name!r}: {value}")
+    namespace: dict[str, Any] = {"parse": _TEXT_CONVERTERS}
+    exec(f"def convert_row(row):\n    return {{{', '.join(cells)}}}\n", namespace)
+    return namespace["convert_row"]
 
 
 def _json_converter(column_type: str) -> Callable[[Any], Any]:
@@ -280,16 +289,15 @@ def read_csv(
             )
         if after_line > file.line:
             file.skip(handle, after_line)
-        # Per declared column: its place in the header and its converter. A row that fails any of them is
-        # converted again by `_typed`, which names the column and the value.
-        plan = [(name, header.index(name), _text_converter(kind)) for name, kind in columns.items()]
+        # A row that fails conversion is converted again by `_typed`, which names the column and the value.
+        convert_row = _csv_row_converter(columns, header)
         while (row := _next_csv(file, reader)) is not None:
             if not row:
                 continue
             if len(row) != len(header):
                 raise file.error(f"expected {len(header)} columns as in the header, found {len(row)}")
             try:
-                record = {name: convert_text(row[index]) for name, index, convert_text in plan}
+                record = convert_row(row)
             except (ValueError, ArithmeticError):
                 record = _typed(dict(zip(header, row, strict=True)), columns, path, file.line)
             yield file.line, record
