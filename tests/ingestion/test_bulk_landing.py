@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import dagster as dg
+import duckdb
 import pytest
 
 from ingestion.hostile import SOURCE, hostile_project, raw_lines
@@ -171,3 +172,63 @@ def test_bulk_load_lands_each_line_once_through_a_failure_its_fix_and_a_resend(
     assert [line for _, line in raw_lines("pings")] == [1, 2, 3, 4, 5]
     batches = local_platform.local_dir / "meltano" / "batches"
     assert not [path for path in batches.rglob("*") if path.is_file()]  # loaded batch files are deleted
+
+
+def test_loader_buffers_record_messages_upserts_them_and_passes_state_after_they_are_committed(
+    meltano_plugins, tmp_path
+):
+    """target-duckdb-bulk also serves taps without BATCH: RECORD messages are buffered and loaded alike."""
+    schema = {
+        "type": "SCHEMA",
+        "stream": "Orders",
+        "key_properties": ["order_id"],
+        "schema": {"properties": {"order_id": {"type": ["string"]}, "total": {"type": ["number", "null"]}}},
+    }
+    wider = {
+        **schema,
+        "schema": {"properties": {**schema["schema"]["properties"], "note": {"type": ["string"]}}},
+    }
+
+    def record(order_id: str, total: float, **extra: str) -> dict:
+        return {
+            "type": "RECORD",
+            "stream": "Orders",
+            "record": {"order_id": order_id, "total": total, **extra},
+        }
+
+    messages = [
+        schema,
+        record("o1", 1.5),
+        record("o2", 2.0),
+        {"type": "STATE", "value": {"at": 1}},
+        record("o2", 2.5),  # sent again: replaces its row
+        wider,  # a column added since the table was made
+        record("o3", 3.0, note="new"),
+        {"type": "STATE", "value": {"at": 2}},
+    ]
+    config = tmp_path / "config.json"
+    config.write_text(
+        json.dumps({"filepath": str(tmp_path / "w.duckdb"), "default_target_schema": "raw_shop"})
+    )
+    completed = subprocess.run(
+        [
+            str(meltano_plugins / ".meltano/loaders/target-duckdb-bulk/venv/bin/target-duckdb-bulk"),
+            "--config",
+            str(config),
+        ],
+        input="\n".join(map(json.dumps, messages)) + "\n",
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert [json.loads(line) for line in completed.stdout.splitlines()] == [{"at": 1}, {"at": 2}]
+    connection = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    try:
+        rows = connection.execute(
+            "SELECT order_id, total, note, _sdc_batched_at IS NOT NULL FROM raw_shop.orders ORDER BY 1"
+        ).fetchall()
+    finally:
+        connection.close()
+    assert rows == [("o1", 1.5, None, True), ("o2", 2.5, None, True), ("o3", 3.0, "new", True)]

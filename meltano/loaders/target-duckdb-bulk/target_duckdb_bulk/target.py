@@ -174,7 +174,9 @@ class Target:
             self.flush(message["stream"])
             self.streams[message["stream"]] = Stream(self.conn, self.schema, message)
         elif kind == "RECORD":
-            buffer = self.buffers.setdefault(message["stream"], RecordBuffer(self.buffer_dir))
+            buffer = self.buffers.get(message["stream"])
+            if buffer is None:
+                buffer = self.buffers[message["stream"]] = RecordBuffer(self.buffer_dir)
             buffer.write(message)
             if buffer.rows >= self.buffer_rows:
                 self.flush(message["stream"])
