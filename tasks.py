@@ -306,7 +306,7 @@ def install_python_environment() -> None:
 # loader is installed by the production image only.
 MELTANO_PLUGINS = {
     "extractor": ["tap-landing", "tap-salesforce-bulk", "tap-postgres"],
-    "loader": ["target-duckdb"],
+    "loader": ["target-duckdb", "target-duckdb-bulk"],
 }
 
 
@@ -328,7 +328,11 @@ def setup() -> None:
     tasks = ROOT / "tasks.py"  # a change to how set-up installs re-runs it
     step("python", [ROOT / "pyproject.toml", ROOT / "uv.lock", tasks], install_python_environment)
     meltano = ROOT / "meltano"
-    step("meltano", [meltano / "meltano.yml", meltano / "extractors", tasks], install_meltano_plugins)
+    step(
+        "meltano",
+        [meltano / "meltano.yml", meltano / "extractors", meltano / "loaders", tasks],
+        install_meltano_plugins,
+    )
     dbt = ROOT / "dbt_project"
     packages = [dbt / name for name in ("packages.yml", "dependencies.yml") if (dbt / name).exists()]
     if packages:  # `dbt deps` only when the declarations change (it may need the network)

@@ -1,9 +1,10 @@
 """The Meltano stream asset vs plain `meltano run` on the same 100k-row landing stream (target <= 1.1x).
 
 Both load `usage_events` (100,000 JSONL rows) from scratch into a fresh DuckDB file with fresh Meltano
-state: the baseline is `meltano run tap-landing target-duckdb` with the stream selected through the same
-setting env vars; the asset is `raw/landing/usage_events` materialized through Dagster (log streaming,
-record counts, warehouse watermark and reconciliation counts included). Rounds alternate to share noise.
+state: the baseline is `meltano run tap-landing <landing's local loader>` (target-duckdb-bulk, bulk mode)
+with the stream selected and the settings of sources.yaml passed through the same setting env vars; the
+asset is `raw/landing/usage_events` materialized through Dagster (log streaming, record counts, warehouse
+watermark and reconciliation counts included). Rounds alternate to share noise.
 
     .venv/bin/python benchmarks/bench_meltano.py [--rows 100000] [--rounds 2]
 """
@@ -27,7 +28,11 @@ from figures import emit  # noqa: E402
 
 from local_stack.sample_company import append_rows, generate  # noqa: E402
 from platform_assets import environment  # noqa: E402
-from platform_assets.components.meltano import ingestion_definitions  # noqa: E402
+from platform_assets.components.meltano import (  # noqa: E402
+    DEFAULT_LOADERS,
+    ingestion_definitions,
+    load_sources,
+)
 from platform_assets.integrations.meltano.runner import build_env  # noqa: E402
 from platform_assets.resources import warehouse_resource  # noqa: E402
 
@@ -47,12 +52,21 @@ def fresh_env(base: Path, landing: Path, name: str) -> environment.PlatformEnvir
 
 
 def plain_meltano(env: environment.PlatformEnvironment) -> float:
+    sources = load_sources(SOURCES, environment.MELTANO_PROJECT_DIR, DEFAULT_LOADERS, env)
+    [landing] = [source for source in sources if source.name == "landing"]
     process_env = build_env(
-        env, environment.MELTANO_PROJECT_DIR, "tap-landing", "target-duckdb", "landing", ["usage_events"]
+        env,
+        environment.MELTANO_PROJECT_DIR,
+        landing.extractor,
+        landing.loader,
+        "landing",
+        ["usage_events"],
+        landing.settings,
+        landing.loader_settings,
     )
     started = time.perf_counter()
     subprocess.run(
-        ["meltano", "--environment=local", "--log-format=json", "run", "tap-landing", "target-duckdb"],
+        ["meltano", "--environment=local", "--log-format=json", "run", landing.extractor, landing.loader],
         cwd=environment.MELTANO_PROJECT_DIR,
         env=process_env,
         check=True,

@@ -91,7 +91,7 @@ def carry_out(config: MeltanoStateConfig, log: Any, sources_file: Path = SOURCES
     if config.action == "set" and not ids and config.source:
         raise MeltanoStateJobError(
             f"source {config.source!r} has no stored state yet, so its state id is unknown; run its streams "
-            "once, or pass state_id (e.g. local:tap-landing-to-target-duckdb)."
+            "once, or pass state_id (e.g. local:tap-landing-to-target-duckdb-bulk)."
         )
     if len(ids) != 1:
         raise MeltanoStateJobError(

@@ -11,7 +11,7 @@ from platform_assets.automation.meltano_state import MeltanoStateConfig, carry_o
 
 pytestmark = pytest.mark.integration
 
-STATE_ID = "local:tap-landing-to-target-duckdb"
+STATE_ID = "local:tap-landing-to-target-duckdb-bulk"
 
 
 class _Log:

@@ -38,7 +38,9 @@ def test_runs_killed_in_ingestion_and_in_a_dbt_domain_are_finished_exactly(platf
 
     loading = platform.materialize(*DEFINITIONS, "--select", LANDING)
     # Killed once the loader has written a stream and goes on with the next one.
-    kill_when(loading, lambda: logged(platform, "[target-duckdb] Loading", times=2), "a Meltano load")
+    kill_when(
+        loading, lambda: logged(platform, "[target-duckdb-bulk] INFO Loaded batch", times=2), "a Meltano load"
+    )
     reap_and_check(platform.instance)
 
     building = platform.materialize(*DEFINITIONS, "--select", LANDING_AND_STAGING)

@@ -11,7 +11,7 @@ import pytest
 
 from platform_assets import environment
 
-PLUGINS = (("extractor", "tap-landing"), ("loader", "target-duckdb"))
+PLUGINS = (("extractor", "tap-landing"), ("loader", "target-duckdb"), ("loader", "target-duckdb-bulk"))
 
 
 def meltano_install(project_root: Path, plugins: tuple[tuple[str, str], ...]) -> None:
@@ -40,6 +40,6 @@ def meltano_installer():
 
 @pytest.fixture(scope="session")
 def meltano_plugins() -> Path:
-    """The project's tap-landing and target-duckdb, installed once for the session."""
+    """The project's tap-landing, target-duckdb and target-duckdb-bulk, installed once for the session."""
     meltano_install(environment.MELTANO_PROJECT_DIR, PLUGINS)
     return environment.MELTANO_PROJECT_DIR

@@ -18,17 +18,27 @@ from platform_assets.resources import warehouse_resource
 from platform_assets.warehouse import connect_duckdb
 
 SOURCE = "drops"
-PLUGINS = (("extractors", "tap-landing"), ("loaders", "target-duckdb"))
+PLUGINS = (("extractors", "tap-landing"), ("loaders", "target-duckdb"), ("loaders", "target-duckdb-bulk"))
+BULK_LOADER = "target-duckdb-bulk"
 
 
-def hostile_project(root: Path, streams: dict[str, dict], settings: dict | None = None) -> tuple[Path, Path]:
+def hostile_project(
+    root: Path, streams: dict[str, dict], bulk: dict[str, str] | None = None, settings: dict | None = None
+) -> tuple[Path, Path]:
     """(meltano project dir, sources.yaml) declaring `streams` (name -> tap-landing stream definition);
-    `settings` are the source's tap-landing settings (default: the landing folder)."""
+    `settings` are the source's tap-landing settings (default: the landing folder).
+
+    Record mode into target-duckdb by default; `bulk` (extra tap-landing settings, e.g. batch_size_rows)
+    runs bulk mode instead: batch files into target-duckdb-bulk.
+    """
     project = yaml.safe_load((environment.MELTANO_PROJECT_DIR / "meltano.yml").read_text())
     [tap] = [p for p in project["plugins"]["extractors"] if p["name"] == "tap-landing"]
     tap["config"]["streams"] = [{"name": name, **definition} for name, definition in streams.items()]
-    # The installed venv's pip_url, expanded as it was at install: Meltano then sees it installed as is.
-    tap["pip_url"] = tap["pip_url"].replace("${MELTANO_PROJECT_ROOT}", str(environment.MELTANO_PROJECT_DIR))
+    # The installed venvs' pip_url, expanded as it was at install: Meltano then sees them installed as is.
+    for plugin in [tap, *project["plugins"]["loaders"]]:
+        plugin["pip_url"] = plugin["pip_url"].replace(
+            "${MELTANO_PROJECT_ROOT}", str(environment.MELTANO_PROJECT_DIR)
+        )
     project_dir = root / "meltano"
     project_dir.mkdir(parents=True)
     (project_dir / "meltano.yml").write_text(yaml.safe_dump(project, sort_keys=False))
@@ -36,17 +46,22 @@ def hostile_project(root: Path, streams: dict[str, dict], settings: dict | None 
         link = project_dir / ".meltano" / plugin_type / name / "venv"
         link.parent.mkdir(parents=True)
         link.symlink_to(environment.MELTANO_PROJECT_DIR / ".meltano" / plugin_type / name / "venv")
+    source = {
+        "extractor": "tap-landing",
+        "description": "Hostile file drops.",
+        "owners": ["team:data-platform"],
+        "settings": dict(settings or {"root": "{landing_dir}"}),
+        "streams": {name: {"description": f"Case {name}."} for name in streams},
+    }
+    if bulk is not None:
+        source["loader"] = BULK_LOADER
+        source["settings"] |= {"batch_dir": "{local_dir}/meltano/batches", **bulk}
     sources = {
-        "loader_settings": {"target-duckdb": {"filepath": "{duckdb_path}"}},
-        "sources": {
-            SOURCE: {
-                "extractor": "tap-landing",
-                "description": "Hostile file drops.",
-                "owners": ["team:data-platform"],
-                "settings": settings or {"root": "{landing_dir}"},
-                "streams": {name: {"description": f"Case {name}."} for name in streams},
-            }
+        "loader_settings": {
+            "target-duckdb": {"filepath": "{duckdb_path}"},
+            BULK_LOADER: {"filepath": "{duckdb_path}"},
         },
+        "sources": {SOURCE: source},
     }
     sources_file = root / "sources.yaml"
     sources_file.write_text(yaml.safe_dump(sources, sort_keys=False))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 
 from local_stack.sample_company import generate
 from platform_assets import environment
@@ -34,10 +35,23 @@ def unpinned_project(tmp_path_factory: pytest.TempPathFactory, meltano_installer
     return root
 
 
-def test_rows_landed_check_fails_when_the_loader_drops_the_first_row(unpinned_project, local_platform):
+def record_mode_sources(path: Path) -> Path:
+    """The platform's sources.yaml with landing in record mode into target-duckdb (its bulk default loader,
+    target-duckdb-bulk, does not have this bug)."""
+    sources = yaml.safe_load(SOURCES.read_text())
+    landing = sources["sources"]["landing"]
+    landing["loader"] = "target-duckdb"
+    landing["settings"].pop("batch_dir")
+    path.write_text(yaml.safe_dump(sources, sort_keys=False))
+    return path
+
+
+def test_rows_landed_check_fails_when_the_loader_drops_the_first_row(
+    unpinned_project, local_platform, tmp_path
+):
     counts = generate(local_platform.landing_dir, scale=0.02, seed=5)
     key = dg.AssetKey(["raw", "landing", "campaigns"])
-    defs = ingestion_definitions(SOURCES, unpinned_project)
+    defs = ingestion_definitions(record_mode_sources(tmp_path / "sources.yaml"), unpinned_project)
     result = dg.materialize(
         list(defs.assets or []),
         selection=[key],

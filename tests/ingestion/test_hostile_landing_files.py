@@ -163,11 +163,15 @@ def failure_message(result: dg.ExecuteInProcessResult) -> str:
     return "\n".join(e.step_failure_data.error.message for e in result.get_step_failure_events())
 
 
+# Record mode (RECORD messages into target-duckdb) and bulk mode (batch files of 2 records, so batch
+# boundaries fall inside the files, into target-duckdb-bulk) keep the same guarantees.
+@pytest.mark.parametrize("bulk", [None, {"batch_size_rows": "2"}], ids=["record", "bulk"])
 def test_hostile_files_fail_only_their_stream_and_load_each_line_exactly_once(
-    meltano_plugins, local_platform, tmp_path
+    meltano_plugins, local_platform, tmp_path, bulk
 ):
     cases = {**FAILING, **ACCEPTED, **WRITING}
-    project_dir, sources_file = hostile_project(tmp_path / "project", {n: c[0] for n, c in cases.items()})
+    definitions = {n: c[0] for n, c in cases.items()}
+    project_dir, sources_file = hostile_project(tmp_path / "project", definitions, bulk)
     paths = {name: local_platform.landing_dir / name / case[1] for name, case in cases.items()}
     for name, case in cases.items():
         paths[name].parent.mkdir(parents=True)

@@ -1,4 +1,4 @@
-"""Landing streams through Dagster with real meltano, tap-landing and target-duckdb."""
+"""Landing streams through Dagster with real meltano, tap-landing and target-duckdb-bulk."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def test_landing_streams_load_incrementally_reconcile_and_fail_alone(meltano_plu
     meta = metadata(first, CAMPAIGNS)
     assert meta["rows_extracted"] == meta["rows_landed"] == counts["campaigns"] == table_rows("campaigns")
     assert meta["target_table"] == "raw_landing.campaigns"
-    assert meta["meltano_state_id"] == "local:tap-landing-to-target-duckdb"
+    assert meta["meltano_state_id"] == "local:tap-landing-to-target-duckdb-bulk"
     assert checks(first) == {CAMPAIGNS: True, AD_SPEND: True}
 
     # Nothing new: nothing loaded.

@@ -67,7 +67,9 @@ def test_s3_landing_reads_new_objects_once_skips_uploads_in_progress_and_names_b
         PartNumber=1,
         Body=b"shipment_id,weight_kg\ns3,3\ns4,4\n",
     )
-    project_dir, sources_file = hostile_project(tmp_path / "project", STREAMS, declared_landing_settings())
+    project_dir, sources_file = hostile_project(
+        tmp_path / "project", STREAMS, settings=declared_landing_settings()
+    )
 
     first = materialize(project_dir, sources_file)
     assert not first.success

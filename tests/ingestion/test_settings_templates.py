@@ -87,8 +87,9 @@ def test_sample_sources_resolve_to_the_plugin_settings_locally(local_platform, m
     settings = sample(environment.current())
     landing = settings["landing"]
     assert landing["TAP_LANDING_ROOT"] == str(local_platform.landing_dir)
-    assert landing["TARGET_DUCKDB_FILEPATH"] == str(local_platform.duckdb_path)
-    assert landing["TARGET_DUCKDB_DEFAULT_TARGET_SCHEMA"] == "raw_landing"
+    assert landing["TAP_LANDING_BATCH_DIR"] == str(local_platform.local_dir / "meltano" / "batches")
+    assert landing["TARGET_DUCKDB_BULK_FILEPATH"] == str(local_platform.duckdb_path)
+    assert landing["TARGET_DUCKDB_BULK_DEFAULT_TARGET_SCHEMA"] == "raw_landing"
     assert {k: v for k, v in settings["app_db"].items() if k.startswith("TAP_POSTGRES_")} == {
         "TAP_POSTGRES_HOST": "db.example",
         "TAP_POSTGRES_PORT": "5432",

@@ -1,6 +1,6 @@
 """One bad landing file fails only its stream; the domains that do not read it still run in the cycle.
 
-The real platform definitions and its cycle job, real meltano/tap-landing/target-duckdb and dbt-core on a
+The real platform definitions and its cycle job, real meltano/tap-landing/target-duckdb-bulk and dbt-core on a
 local DuckDB, a real Dagster instance. The selection is every asset fed by the landing source alone (no
 Salesforce or Hightouch sandbox is needed); the bad file holds a 10 MB field on line 3.
 """

@@ -11,8 +11,9 @@
 - Locally every PLATFORM_LOCAL_DIR gets its own Meltano system directory (run files, system database with
   the state) whose plugin venvs link to the project's installed ones, so two local environments (or two
   engineers) never share Meltano state.
-- JSON log lines go to the caller's logger as they arrive; `record_count` METRIC counters (deltas) are
-  summed per stream; a failure raises `MeltanoRunError` with the plugin's own error text.
+- JSON log lines go to the caller's logger as they arrive; the extractor's `record_count` METRIC counters
+  (deltas; a loader's own counters are not extracted rows) are summed per stream; a failure raises
+  `MeltanoRunError` with the plugin's own error text.
 """
 
 from __future__ import annotations
@@ -195,7 +196,8 @@ class _LogReader:
         plugin = str(event.get("name") or event.get("string_id") or "meltano")
         level = str(event.get("level", "info"))
         if message.startswith("METRIC: "):
-            self._metric(message[len("METRIC: ") :])
+            if plugin == self.extractor:  # SDK-based loaders (target-snowflake) count records too
+                self._metric(message[len("METRIC: ") :])
             self.log("debug", f"[{plugin}] {message}")
             return
         self.tails[plugin].append(message)

@@ -29,6 +29,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
+
 COLUMN_TYPES = ("string", "integer", "number", "decimal", "boolean", "date", "date-time")
 FORMATS = ("csv", "jsonl")
 MAX_RECORD_BYTES = 4 * 1024 * 1024  # default per stream; meltano.yml `max_record_bytes` overrides it
@@ -125,6 +127,35 @@ def convert(value: Any, column_type: str) -> Any:
     if not isinstance(value, str):
         raise ValueError(f"expected {column_type}, got {type(value).__name__}")
     return _TEXT_CONVERTERS[column_type](value)
+
+
+def _csv_row_converter(columns: dict[str, str], header: list[str]) -> Callable[[list[str]], dict[str, Any]]:
+    """`convert` for a whole CSV row of text cells, written out as one function per file.
+
+    The rules are `convert`'s for text: '' is null, a string column keeps its text, any other column goes
+    to its type's parser. Written out (as `collections.namedtuple` builds its classes) because a call per
+    cell was the tap's largest cost; names enter the code only as `repr` literals.
+    """
+    cells = []
+    for name, kind in columns.items():
+        cell = f"row[{header.index(name)}]"
+        value = f"({cell} or None)" if kind == "string" else f"(parse[{kind!r}]({cell}) if {cell} else None)"
+        cells.append(f"{name!r}: {value}")
+    namespace: dict[str, Any] = {"parse": _TEXT_CONVERTERS}
+    exec(f"def convert_row(row):\n    return {{{', '.join(cells)}}}\n", namespace)
+    return namespace["convert_row"]
+
+
+def _json_converter(column_type: str) -> Callable[[Any], Any]:
+    """`convert` with the common JSON case first (a value already of its type); the rest goes to `convert`."""
+    if column_type == "string":
+        return lambda value: (value or None) if type(value) is str else convert(value, column_type)
+    native: dict[str, type] = {"integer": int, "number": float, "boolean": bool}
+    if column_type in native:
+        kind = native[column_type]
+        return lambda value: value if type(value) is kind else convert(value, column_type)
+    parse = _TEXT_CONVERTERS[column_type]
+    return lambda value: parse(value) if type(value) is str and value else convert(value, column_type)
 
 
 def _typed(raw: dict[str, Any], columns: dict[str, str], path: Path, line: int) -> dict[str, Any]:
@@ -272,12 +303,18 @@ def read_csv(
             )
         if after_line > file.line:
             file.skip(handle, after_line)
+        # A row that fails conversion is converted again by `_typed`, which names the column and the value.
+        convert_row = _csv_row_converter(columns, header)
         while (row := _next_csv(file, reader)) is not None:
             if not row:
                 continue
             if len(row) != len(header):
                 raise file.error(f"expected {len(header)} columns as in the header, found {len(row)}")
-            yield file.line, _typed(dict(zip(header, row, strict=True)), columns, path, file.line)
+            try:
+                record = convert_row(row)
+            except (ValueError, ArithmeticError):
+                record = _typed(dict(zip(header, row, strict=True)), columns, path, file.line)
+            yield file.line, record
 
 
 def _next_csv(file: LandingFile, reader: Any) -> list[str] | None:
@@ -299,11 +336,23 @@ def _next_csv(file: LandingFile, reader: Any) -> list[str] | None:
         raise file.error(reason, file.record_start) from None
 
 
+def _parse_json(text: str) -> Any:
+    """orjson where it accepts the line (several times faster); the standard library otherwise, so what is
+    accepted and every error message stay the standard library's (orjson refuses e.g. NaN, lone surrogates
+    and integers over 64 bits, which json.loads reads)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def read_jsonl(
     file: LandingFile, columns: dict[str, str], after_line: int
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield (line, record) for each JSON line after `after_line`."""
     path = file.path
+    declared = columns.keys()
+    plan = [(name, _json_converter(kind)) for name, kind in columns.items()]
     with file.open() as handle:
         file.skip(handle, after_line)
         for text in file.lines(handle):
@@ -312,19 +361,23 @@ def read_jsonl(
             if not text.strip():
                 continue
             try:
-                raw = json.loads(text)
+                raw = _parse_json(text)
             except json.JSONDecodeError as error:
                 raise LandingDataError(
                     path, line, f"not valid JSON ({error.msg} at column {error.colno})"
                 ) from None
             if not isinstance(raw, dict):
                 raise LandingDataError(path, line, f"expected a JSON object, found {type(raw).__name__}")
-            unexpected = sorted(set(raw) - set(columns))
-            if unexpected:
+            if not raw.keys() <= declared:
+                unexpected = sorted(set(raw) - set(columns))
                 raise LandingDataError(
                     path, line, f"undeclared fields {unexpected}; declare them in the stream's columns"
                 )
-            yield line, _typed(raw, columns, path, line)
+            try:  # as for CSV: `_typed` converts a failing record again to name its column
+                record = {name: to_type(raw.get(name)) for name, to_type in plan}
+            except (ValueError, ArithmeticError):
+                record = _typed(raw, columns, path, line)
+            yield line, record
 
 
 READERS = {"csv": read_csv, "jsonl": read_jsonl}

@@ -11,17 +11,26 @@ landing files only grow. A loader that committed a batch but was killed before M
 STATE gets those lines again on the next run; keyed, the target upserts them instead of adding copies, so
 raw holds each landed line exactly once. The business `primary_keys` only document the grain: a key
 changed in a later drop is a new line (raw keeps every version; staging keeps the latest).
+
+Bulk mode (setting `batch_dir`): the same validated records go to gzipped JSONL batch files of at most
+`batch_size_rows` records (tap_landing.batches) announced by Singer BATCH messages instead of one RECORD
+message per row; the loader reads each file with its own bulk reader. A STATE message follows each BATCH
+message and holds, per file, the last line in that batch, so bookmarks advance only with loaded batches.
+Without `batch_dir` the tap sends RECORD messages (for a loader that does not read BATCH).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
+from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig  # the SDK exports them only here
 
+from tap_landing.batches import DEFAULT_BATCH_SIZE_ROWS, BatchFile, clear_leftovers
 from tap_landing.parsing import (
     COLUMN_TYPES,
     COMPRESSED_SUFFIX,
@@ -99,6 +108,56 @@ class LandingStream(Stream):
             if file.waiting:
                 self.logger.warning("%s stream=%s %s: %s", WAITING_PREFIX, self.name, file.path, file.waiting)
 
+    def get_batch_config(self, config: Any) -> BatchConfig | None:
+        """Bulk mode where `batch_dir` is set (see the module doc); None sends RECORD messages."""
+        if not config.get("batch_dir"):
+            return None
+        return BatchConfig.from_dict(
+            {
+                "encoding": {"format": "jsonl", "compression": "gzip"},
+                "storage": {"root": Path(config["batch_dir"]).resolve().as_uri()},
+                "batch_size": int(config.get("batch_size_rows") or DEFAULT_BATCH_SIZE_ROWS),
+            }
+        )
+
+    def get_batches(
+        self, batch_config: BatchConfig, context: dict | None = None
+    ) -> Iterable[tuple[BaseBatchFileEncoding, list[str]]]:
+        """Validated records in batch files; the SDK sends each as a BATCH message, then the STATE.
+
+        A batch may span files. The bookmarks of the files in a batch move to its last lines only when the
+        batch is handed over, so the STATE after a BATCH message covers exactly the lines loaded with it.
+        A malformed line ends the stream after the batch holding the lines before it.
+        """
+        directory = Path(self.config["batch_dir"]).resolve() / self.name  # one folder per stream
+        clear_leftovers(directory)
+        batch = BatchFile(directory, self.name)
+        for partition in [context] if context else self.partitions or []:
+            self._write_starting_replication_value(partition)
+            for record in self.get_records(partition):
+                batch.write(record)
+                if batch.rows >= batch_config.batch_size:
+                    yield self._hand_over(batch, batch_config)
+                    batch = BatchFile(directory, self.name)
+            self._finalize_state(self.get_context_state(partition))
+        if batch.rows:
+            yield self._hand_over(batch, batch_config)
+        else:
+            batch.discard()
+
+    def _hand_over(self, batch: BatchFile, config: BatchConfig) -> tuple[BaseBatchFileEncoding, list[str]]:
+        url = batch.close()
+        for relative, line in batch.last_lines.items():
+            # The bookmark itself, not the SDK's progress marker: the SDK treats partitioned state as unsorted
+            # and resumes from a marker only after the stream ended, but a file's lines are sorted, so the
+            # STATE after this BATCH is resumable as it is (a run killed later resumes after this batch).
+            state = self.get_context_state({"file": relative})
+            state["replication_key"] = SOURCE_LINE
+            state["replication_key_value"] = line
+        with self.get_record_counter() as counter:  # Meltano's record_count: what reconciliation compares
+            counter.increment(batch.rows)
+        return config.encoding, [url]
+
     @property
     def max_record_bytes(self) -> int:
         return int(self.definition.get("max_record_bytes") or MAX_RECORD_BYTES)
@@ -149,6 +208,17 @@ class TapLanding(Tap):
             ),
             required=True,
             description="One entry per landing folder: name, format (csv|jsonl), primary_keys, columns.",
+        ),
+        th.Property(
+            "batch_dir",
+            th.StringType,
+            description="Bulk mode: write records to batch files in this folder and send BATCH messages "
+            "(the loader must read Singer BATCH jsonl files). Unset: one RECORD message per record.",
+        ),
+        th.Property(
+            "batch_size_rows",
+            th.IntegerType,
+            description=f"Records per batch file in bulk mode (default {DEFAULT_BATCH_SIZE_ROWS:,}).",
         ),
     ).to_dict()
 

@@ -1,0 +1,245 @@
+"""target-duckdb-bulk: a Singer target that loads DuckDB in bulk, with DuckDB's own JSON reader.
+
+- BATCH messages (the Singer SDK's `jsonl` encoding, gzipped or not; `file://` manifests): each file is
+  read by `read_json` with the stream's declared columns and loaded in one transaction.
+- RECORD messages (taps without BATCH) are buffered in a local JSON Lines file of at most `batch_size_rows`
+  records and loaded the same way.
+- Streams with key properties are upserted on them: a plain `INSERT` first, and where the table's primary
+  key refuses it (a row sent again), `INSERT OR REPLACE`, so the row replaces its copy instead of adding
+  one. Without keys rows are appended.
+- A STATE message is written to stdout only after every record and batch before it is committed, so the
+  bookmark Meltano saves never runs ahead of the warehouse.
+- Tables have the shape target-duckdb 0.8.0 gives them (lower-case columns, its type mapping, metadata
+  columns `_sdc_extracted_at`, `_sdc_batched_at`, `_sdc_deleted_at`, a primary key on the key properties),
+  so either loader can continue a table the other started. `_sdc_batched_at` is the load time (local,
+  naive, as target-duckdb stamps it), `_sdc_extracted_at` the tap's time (a batch row's `_sdc_batched_at`,
+  a RECORD message's `time_extracted`).
+- One process holds the DuckDB file from start to end (DuckDB allows one writer per file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import sys
+import tempfile
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import unquote, urlparse
+
+import duckdb
+
+LOG = logging.getLogger("target-duckdb-bulk")
+EXTRACTED_AT = "_sdc_extracted_at"
+BATCHED_AT = "_sdc_batched_at"
+METADATA_COLUMNS = {EXTRACTED_AT: "TIMESTAMP", BATCHED_AT: "TIMESTAMP", "_sdc_deleted_at": "VARCHAR"}
+DEFAULT_BUFFER_ROWS = 100_000
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def column_type(schema: dict[str, Any]) -> str:
+    """target-duckdb 0.8.0's JSON-schema-to-DuckDB mapping (tables keep their shape across loaders)."""
+    kinds = schema.get("type", [])
+    kinds = [kinds] if isinstance(kinds, str) else kinds
+    if "object" in kinds or "array" in kinds:
+        return "JSON"
+    if schema.get("format") == "date-time":
+        return "TIMESTAMP"
+    if schema.get("format") == "time":
+        return "TIME"
+    if "number" in kinds:
+        return "DOUBLE"
+    if "integer" in kinds and "string" not in kinds:
+        return "HUGEINT"
+    if "boolean" in kinds and "string" not in kinds:
+        return "BOOLEAN"
+    return "VARCHAR"
+
+
+class Stream:
+    """One stream's table: its columns (source name -> DuckDB type) and key properties."""
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection, schema: str, message: dict[str, Any]):
+        self.conn = conn
+        self.name = message["stream"]
+        self.table = f"{quote(schema)}.{quote(self.name.lower())}"
+        properties = message["schema"].get("properties", {})
+        self.columns = {
+            name: column_type(prop) for name, prop in properties.items() if name not in METADATA_COLUMNS
+        }
+        self.keys = [key.lower() for key in message.get("key_properties") or []]
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
+        self._create_or_extend(schema)
+
+    def _create_or_extend(self, schema: str) -> None:
+        wanted = {name.lower(): kind for name, kind in self.columns.items()} | METADATA_COLUMNS
+        existing = {
+            row[0]
+            for row in self.conn.execute(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_schema = ? AND table_name = ?",
+                [schema, self.name.lower()],
+            ).fetchall()
+        }
+        if not existing:
+            columns = [f"{quote(name)} {kind}" for name, kind in wanted.items()]
+            if self.keys:
+                columns.append(f"PRIMARY KEY ({', '.join(quote(k) for k in self.keys)})")
+            self.conn.execute(f"CREATE TABLE {self.table} ({', '.join(columns)})")
+            return
+        for name, kind in wanted.items():
+            if name not in existing:  # a column added to the source since the table was made
+                self.conn.execute(f"ALTER TABLE {self.table} ADD COLUMN {quote(name)} {kind}")
+
+    def load(self, path: Path) -> int:
+        """Load one JSON Lines file (gzipped or not) in one transaction; the rows loaded."""
+        read_types = {name: "VARCHAR" if kind == "TIMESTAMP" else kind for name, kind in self.columns.items()}
+        read_types[BATCHED_AT] = "VARCHAR"  # the tap's time, kept as _sdc_extracted_at
+        spec = (
+            "{"
+            + ", ".join(f"'{n.replace(chr(39), chr(39) * 2)}': '{t}'" for n, t in read_types.items())
+            + "}"
+        )
+        selects = [
+            f"CAST({quote(name)} AS TIMESTAMP)" if kind == "TIMESTAMP" else quote(name)
+            for name, kind in self.columns.items()
+        ]
+        targets = [quote(name.lower()) for name in self.columns]
+        selects += [f"CAST({quote(BATCHED_AT)} AS TIMESTAMP)", "$stamp", "NULL"]
+        targets += [quote(name) for name in METADATA_COLUMNS]
+        select = (
+            f"({', '.join(targets)}) SELECT {', '.join(selects)} "
+            f"FROM read_json($path, format = 'newline_delimited', columns = {spec})"
+        )
+        parameters = {"path": str(path), "stamp": dt.datetime.now()}  # naive local time, as target-duckdb
+        try:
+            return self._insert(f"INSERT INTO {self.table} {select}", parameters)
+        except duckdb.ConstraintException:
+            if not self.keys:
+                raise
+        # Some rows are there already (lines sent again): replace them. Plain INSERT first because it is
+        # about twice as fast, and a batch of new lines is the common case.
+        return self._insert(f"INSERT OR REPLACE INTO {self.table} {select}", parameters)
+
+    def _insert(self, statement: str, parameters: dict[str, Any]) -> int:
+        self.conn.execute("BEGIN TRANSACTION")
+        try:
+            rows = self.conn.execute(statement, parameters).fetchone()
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        return int(rows[0]) if rows else 0
+
+
+class RecordBuffer:
+    """RECORD messages of one stream, written to a local JSON Lines file until loaded."""
+
+    def __init__(self, directory: str):
+        self._file: IO[str] = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in `take`
+            "w", suffix=".jsonl", dir=directory, delete=False, encoding="utf-8"
+        )
+        self.rows = 0
+
+    def write(self, message: dict[str, Any]) -> None:
+        record = dict(message["record"])
+        record[BATCHED_AT] = message.get("time_extracted")
+        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self.rows += 1
+
+    def take(self) -> Path:
+        self._file.close()
+        return Path(self._file.name)
+
+
+class Target:
+    def __init__(self, config: dict[str, Any]):
+        self.conn = duckdb.connect(config["filepath"])
+        self.schema = config.get("default_target_schema") or "main"
+        self.clean_up = bool(config.get("clean_up_batch_files", True))
+        self.buffer_rows = int(config.get("batch_size_rows") or DEFAULT_BUFFER_ROWS)
+        self.buffer_dir = tempfile.mkdtemp(prefix="target-duckdb-bulk-")
+        self.streams: dict[str, Stream] = {}
+        self.buffers: dict[str, RecordBuffer] = {}
+
+    def handle(self, line: str) -> None:
+        message = json.loads(line)
+        kind = message.get("type")
+        if kind == "SCHEMA":
+            self.flush(message["stream"])
+            self.streams[message["stream"]] = Stream(self.conn, self.schema, message)
+        elif kind == "RECORD":
+            buffer = self.buffers.get(message["stream"])
+            if buffer is None:
+                buffer = self.buffers[message["stream"]] = RecordBuffer(self.buffer_dir)
+            buffer.write(message)
+            if buffer.rows >= self.buffer_rows:
+                self.flush(message["stream"])
+        elif kind == "BATCH":
+            self.flush(message["stream"])  # records sent before the batch load before it
+            for url in message["manifest"]:
+                self._load_batch(message["stream"], url)
+        elif kind == "STATE":
+            for stream in list(self.buffers):
+                self.flush(stream)
+            sys.stdout.write(json.dumps(message["value"]) + "\n")
+            sys.stdout.flush()
+
+    def flush(self, stream: str) -> None:
+        buffer = self.buffers.pop(stream, None)
+        if buffer is None:
+            return
+        path = buffer.take()
+        try:
+            rows = self._stream(stream).load(path)
+            LOG.info("Loaded %d records of stream '%s' into %s", rows, stream, self._stream(stream).table)
+        finally:
+            path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        for stream in list(self.buffers):
+            self.flush(stream)
+        self.conn.close()
+        Path(self.buffer_dir).rmdir()
+
+    def _load_batch(self, stream: str, url: str) -> None:
+        parsed = urlparse(url)
+        if parsed.scheme not in ("", "file"):
+            raise ValueError(f"stream '{stream}': batch file {url} is not a local file (file://)")
+        path = Path(unquote(parsed.path))
+        rows = self._stream(stream).load(path)
+        LOG.info(
+            "Loaded batch of %d records of stream '%s' into %s (%s)",
+            rows,
+            stream,
+            self._stream(stream).table,
+            path.name,
+        )
+        if self.clean_up:
+            path.unlink(missing_ok=True)
+
+    def _stream(self, stream: str) -> Stream:
+        if stream not in self.streams:
+            raise ValueError(f"stream '{stream}': data before its SCHEMA message")
+        return self.streams[stream]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="target-duckdb-bulk")
+    parser.add_argument("--config", required=True, type=Path)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
+    target = Target(json.loads(args.config.read_text()))
+    for line in sys.stdin:
+        if line.strip():
+            target.handle(line)
+    target.close()
+
+
+if __name__ == "__main__":
+    main()
