@@ -40,7 +40,8 @@ def bucket(local_platform, s3_sandbox: str, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def declared_landing_settings() -> dict:
-    """The landing source's settings in the repository's sources.yaml (root, endpoint, credentials)."""
+    """The landing source's settings in the repository's sources.yaml (root, endpoint, credentials,
+    batch_dir)."""
     sources = yaml.safe_load(
         (environment.PROJECT_ROOT / "platform_assets/defs/ingestion/sources.yaml").read_text()
     )
@@ -67,8 +68,9 @@ def test_s3_landing_reads_new_objects_once_skips_uploads_in_progress_and_names_b
         PartNumber=1,
         Body=b"shipment_id,weight_kg\ns3,3\ns4,4\n",
     )
+    # As the repository's landing source runs locally: its settings, bulk mode into target-duckdb-bulk.
     project_dir, sources_file = hostile_project(
-        tmp_path / "project", STREAMS, settings=declared_landing_settings()
+        tmp_path / "project", STREAMS, bulk={}, settings=declared_landing_settings()
     )
 
     first = materialize(project_dir, sources_file)
