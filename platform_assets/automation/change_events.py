@@ -8,7 +8,8 @@ source's streams (`objects`, default: the entity name in lower case, as tap-sale
 streams); one run request extracts exactly the changed streams, incrementally, with a run key made of the
 replay ids it covers, and the cursor moves to the last replay id only with that request. The source's
 cadence stays the fallback (e.g. while the Pub/Sub API is unreachable the tick fails and nothing is lost:
-the next tick resumes from the stored replay id).
+the next tick resumes from the stored replay id). The Salesforce session is kept between ticks (per
+process) and renewed when the Pub/Sub API refuses it, so a short interval does not mean a login per tick.
 
 The run also builds the transformation-layer assets (dbt models) up to `downstream_depth` levels below the
 changed streams, after the extraction (default 1: the streams' staging models), so an edit reaches the
@@ -47,8 +48,10 @@ from platform_assets.integrations.salesforce.pubsub.consumer import (
     ChangeEvent,
     ReplayIdRejected,
     Session,
+    SessionRefused,
     pull_change_events,
 )
+from platform_assets.integrations.salesforce.resource import SalesforceResource
 
 PlatformWrites = Literal["skip", "extract"]
 EVENTS_TAG = "platform/change_events"
@@ -56,6 +59,17 @@ PLATFORM_WRITES_TAG = "platform/platform_writes"
 REPLAY_TAG = "platform/replay_ids"
 _SHOWN_IDS = 20
 TRANSFORMATION_LAYER = "transformation"
+
+# Salesforce sessions by connection, kept for the life of the process that evaluates ticks (the code
+# server): a tick every few seconds reuses the last one instead of requesting a token each time.
+_sessions: dict[tuple[str, ...], Session] = {}
+
+
+def _session(salesforce: SalesforceResource, renew: bool = False) -> Session:
+    key = (salesforce.login_url, salesforce.client_id, salesforce.username or "")
+    if renew or key not in _sessions:
+        _sessions[key] = Session(*salesforce.get_client().session())
+    return _sessions[key]
 
 
 def with_models_below(streams: dg.AssetSelection, depth: int) -> dg.AssetSelection:
@@ -151,9 +165,9 @@ def build_change_event_sensor(
             return dg.SkipReason(f"no {RAW}/{source}/<stream> assets are loaded")
         cursor = json.loads(context.cursor) if context.cursor else {}
         stored = bytes.fromhex(cursor["replay_id"]) if cursor.get("replay_id") else None
-        session = Session(*context.resources.salesforce.get_client().session())
-        try:
-            pull = pull_change_events(
+
+        def pull(session: Session):
+            return pull_change_events(
                 url,
                 session,
                 channel,
@@ -162,6 +176,12 @@ def build_change_event_sensor(
                 max_events=max_events,
                 wait_seconds=wait_seconds,
             )
+
+        try:
+            try:
+                pulled = pull(_session(context.resources.salesforce))
+            except SessionRefused:  # the kept session expired: log in again, once
+                pulled = pull(_session(context.resources.salesforce, renew=True))
         except ReplayIdRejected as gap:
             context.log.warning(f"{gap}; extracting every {source} stream and resubscribing from EARLIEST")
             return dg.SensorResult(
@@ -177,9 +197,9 @@ def build_change_event_sensor(
                 cursor=json.dumps({}),
             )
         new_cursor = json.dumps(
-            {"replay_id": pull.latest_replay_id.hex()} if pull.latest_replay_id else cursor
+            {"replay_id": pulled.latest_replay_id.hex()} if pulled.latest_replay_id else cursor
         )
-        if not pull.events:
+        if not pulled.events:
             return dg.SensorResult(skip_reason=f"no change events on {channel}", cursor=new_cursor)
         return _result(
             context,
@@ -187,7 +207,7 @@ def build_change_event_sensor(
             source,
             keys,
             objects,
-            pull.events,
+            pulled.events,
             platform_client,
             platform_writes,
             new_cursor,

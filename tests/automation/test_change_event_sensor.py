@@ -219,3 +219,18 @@ def test_the_run_also_builds_the_models_below_the_changed_streams_by_lineage(
     # The sensor's target holds every asset it may request, so Dagster can launch the run.
     job = defs.get_repository_def().get_job(sensor.job_name)
     assert set(expected) <= {key.to_user_string() for key in job.asset_layer.selected_asset_keys}
+
+
+def test_ticks_reuse_the_salesforce_session_and_renew_it_when_refused(
+    org: SandboxHandle, instance: dg.DagsterInstance
+) -> None:
+    sensor, defs = _defs(org)
+    first = _tick(sensor, defs, instance, None)
+    issued = len(org.sandbox.auth.tokens)
+    again = _tick(sensor, defs, instance, first.cursor)
+    assert len(org.sandbox.auth.tokens) == issued  # no login for the second tick
+
+    org.expire_sessions()  # the kept session is refused: the tick logs in again and reads the edit
+    _edit(org, "Account", "Name", "Acme Corp")
+    renewed = _tick(sensor, defs, instance, again.cursor)
+    assert _requested(renewed) == [["raw/crm/account"]]
