@@ -82,10 +82,13 @@ def run_phases(
             steps.append((event.step_key or "?", open_steps.pop(event.step_key or "?"), entry.timestamp))
         elif kind in ("PIPELINE_SUCCESS", "PIPELINE_FAILURE"):
             end = entry.timestamp
+    # Dagster records no dequeue event for a run the coordinator launches at once: then queue and launch
+    # are one phase.
     add("run queue (until the coordinator dequeued it)", seen.get("dequeued"))
-    add("launch (until the run worker process started)", seen.get("starting"))
+    add("queue and launch (until the run worker process started)", seen.get("starting"))
     add("run worker start-up (imports, definitions load)", seen.get("started"))
-    for step, started, ended in steps:
+    steps += [(step, started, until or started) for step, started in open_steps.items()]  # still running
+    for step, started, ended in sorted(steps, key=lambda step: step[1]):
         if until is not None and started > until:
             break
         add("run set-up before the step", started)

@@ -1,15 +1,18 @@
 """The `dbt` resource: dagster-dbt's CLI resource, run with the platform environment."""
 
 import filecmp
+import importlib.metadata
 import os
 import shutil
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from dagster_dbt import DbtCliResource
+from packaging import version
 
 
 class PlatformDbtCliResource(DbtCliResource):
@@ -22,6 +25,21 @@ class PlatformDbtCliResource(DbtCliResource):
 
     duckdb_path: str | None = None
     schema_prefix: str = ""
+
+    # dagster-dbt (0.29) starts every process's first `cli` call, i.e. every dbt step of every run, by
+    # asking the executable for its version (`dbt --version`: one more Python start with dbt's imports)
+    # and by building an in-process dbt adapter (dbt's imports, every macro loaded): seconds per run
+    # (docs/performance.md). The adapter only serves `fetch_column_metadata` / `fetch_row_counts`, which the
+    # platform does not call, and the executable beside this interpreter is the dbt-core installed here.
+    # Both are private hooks: dagster-dbt has no setting for either.
+    @cached_property
+    def _cli_version(self) -> version.Version:
+        if Path(self.dbt_executable) == Path(sys.executable).parent / "dbt":
+            return version.parse(importlib.metadata.version("dbt-core"))
+        return super()._cli_version
+
+    def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> None:
+        return None
 
     def cli(self, args: Sequence[str], **kwargs: Any):  # type: ignore[override]
         if self.duckdb_path:  # DuckDB creates the file, not its folder: a fresh local dir starts empty
