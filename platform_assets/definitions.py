@@ -31,7 +31,9 @@ def load_declarations(package: Path) -> dg.Definitions:
         for path in (package / "defs").iterdir()
         if not path.name.startswith(("_", ".")) and (path.is_dir() or path.suffix == ".py")
     )
-    return dg.Definitions.merge(*(tree.build_defs(part) for part in parts))
+    return dg.Definitions.merge(
+        *(tree.build_defs(part) for part in parts), dg.Definitions(component_tree=tree)
+    )
 
 
 @dg.definitions

@@ -46,6 +46,7 @@ from platform_assets.env_templates import SettingTemplate, TemplateError
 from platform_assets.integrations.salesforce.client import PLATFORM_CLIENT_NAME
 from platform_assets.integrations.salesforce.pubsub.consumer import (
     ChangeEvent,
+    Pull,
     ReplayIdRejected,
     Session,
     SessionRefused,
@@ -166,7 +167,7 @@ def build_change_event_sensor(
         cursor = json.loads(context.cursor) if context.cursor else {}
         stored = bytes.fromhex(cursor["replay_id"]) if cursor.get("replay_id") else None
 
-        def pull(session: Session):
+        def pull(session: Session) -> Pull:
             return pull_change_events(
                 url,
                 session,
