@@ -69,9 +69,11 @@ def _busy(instance: dg.DagsterInstance) -> int:
     return len(instance.get_run_records(dg.RunsFilter(statuses=statuses)))
 
 
-def _wait_idle(instance: dg.DagsterInstance, quiet_seconds: float = 75) -> None:
+def _wait_idle(
+    instance: dg.DagsterInstance, quiet_seconds: float = 75, timeout: float = SETTLE_TIMEOUT
+) -> None:
     """Idle = no queued or running run for longer than two 30-second sensor intervals."""
-    deadline, quiet_since = time.monotonic() + SETTLE_TIMEOUT, None
+    deadline, quiet_since = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
         if _busy(instance):
             quiet_since = None
@@ -80,7 +82,7 @@ def _wait_idle(instance: dg.DagsterInstance, quiet_seconds: float = 75) -> None:
         elif time.monotonic() - quiet_since >= quiet_seconds:
             return
         time.sleep(3)
-    raise SystemExit(f"the platform did not become idle within {SETTLE_TIMEOUT}s")
+    raise SystemExit(f"the platform did not become idle within {timeout:.0f}s")
 
 
 def _new_signup(landing: Path, number: int) -> tuple[str, str, str]:

@@ -20,11 +20,27 @@ platform_cycle = dg.define_asset_job(
 )
 
 
+def load_declarations(package: Path) -> dg.Definitions:
+    """Every declaration under <package>/defs/, built as `dg.load_from_defs_folder` builds them, without
+    its catalogue of the component types that installed packages register (repository metadata for the UI's
+    component browser). Building that catalogue imports each such package, dagster-snowflake (Snowpark)
+    among them: most of a definitions load (docs/performance.md), and every run process loads them again."""
+    tree = dg.ComponentTree.for_project(path_within_project=package)
+    parts = sorted(
+        path.relative_to(package / "defs")
+        for path in (package / "defs").iterdir()
+        if not path.name.startswith(("_", ".")) and (path.is_dir() or path.suffix == ".py")
+    )
+    return dg.Definitions.merge(
+        *(tree.build_defs(part) for part in parts), dg.Definitions(component_tree=tree)
+    )
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
     env = environment.current()
     env.validate()
-    declared = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+    declared = load_declarations(Path(__file__).parent)
     platform = dg.Definitions(
         resources={"warehouse": warehouse_resource(env)},
         jobs=[platform_cycle],

@@ -8,7 +8,15 @@ source's streams (`objects`, default: the entity name in lower case, as tap-sale
 streams); one run request extracts exactly the changed streams, incrementally, with a run key made of the
 replay ids it covers, and the cursor moves to the last replay id only with that request. The source's
 cadence stays the fallback (e.g. while the Pub/Sub API is unreachable the tick fails and nothing is lost:
-the next tick resumes from the stored replay id).
+the next tick resumes from the stored replay id). The Salesforce session is kept between ticks (per
+process) and renewed when the Pub/Sub API refuses it, so a short interval does not mean a login per tick.
+
+The run also builds the transformation-layer assets (dbt models) up to `downstream_depth` levels below the
+changed streams, after the extraction (default 1: the streams' staging models), so an edit reaches the
+warehouse's models in one run instead of a second run launched on the transformation automation's next
+tick; lineage decides which models, not names. Automation handles the rest as usual: a model built in the
+run that changed its input is not requested again (`executed_with_root_target`), and what lies further
+downstream follows on its tick when the models' data versions changed. 0 leaves the models to automation.
 
 The platform's own writes (the syncs' Bulk jobs, whose changeOrigin names `client=<platform_client>`) are
 recognised: `platform_writes: skip` (default) does not extract for them, since the platform already knows
@@ -33,20 +41,56 @@ import dagster as dg
 
 from platform_assets import environment
 from platform_assets.automation.event_sensors import RAW, TRIGGER_TAG, stream_keys
+from platform_assets.automation.settings import LAYER_TAG
 from platform_assets.env_templates import SettingTemplate, TemplateError
 from platform_assets.integrations.salesforce.client import PLATFORM_CLIENT_NAME
 from platform_assets.integrations.salesforce.pubsub.consumer import (
     ChangeEvent,
+    Pull,
     ReplayIdRejected,
     Session,
+    SessionRefused,
     pull_change_events,
 )
+from platform_assets.integrations.salesforce.resource import SalesforceResource
 
 PlatformWrites = Literal["skip", "extract"]
 EVENTS_TAG = "platform/change_events"
 PLATFORM_WRITES_TAG = "platform/platform_writes"
 REPLAY_TAG = "platform/replay_ids"
 _SHOWN_IDS = 20
+TRANSFORMATION_LAYER = "transformation"
+
+# Salesforce sessions by connection, kept for the life of the process that evaluates ticks (the code
+# server): a tick every few seconds reuses the last one instead of requesting a token each time.
+_sessions: dict[tuple[str, ...], Session] = {}
+
+
+def _session(salesforce: SalesforceResource, renew: bool = False) -> Session:
+    key = (salesforce.login_url, salesforce.client_id, salesforce.username or "")
+    if renew or key not in _sessions:
+        _sessions[key] = Session(*salesforce.get_client().session())
+    return _sessions[key]
+
+
+def with_models_below(streams: dg.AssetSelection, depth: int) -> dg.AssetSelection:
+    """The streams plus the transformation-layer assets at most `depth` levels below them."""
+    if depth <= 0:
+        return streams
+    below = streams.downstream(depth=depth, include_self=False) & dg.AssetSelection.tag(
+        LAYER_TAG, TRANSFORMATION_LAYER
+    )
+    return streams | below
+
+
+def run_selection(
+    context: dg.SensorEvaluationContext, streams: Sequence[dg.AssetKey], depth: int
+) -> list[dg.AssetKey]:
+    """What one run builds: the changed streams, then their models down to `depth` (sorted, streams first)."""
+    models = with_models_below(dg.AssetSelection.assets(*streams), depth).resolve(
+        context.repository_def.asset_graph
+    ) - set(streams)
+    return [*streams, *sorted(models, key=lambda key: key.to_user_string())]
 
 
 def stream_of(entity: str, objects: Mapping[str, str]) -> str:
@@ -87,6 +131,7 @@ def build_change_event_sensor(
     batch_size: int = 100,
     max_events: int = 1000,
     wait_seconds: float = 2.0,
+    downstream_depth: int = 1,
     default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED,
     where: str = "pubsub_url",
 ) -> dg.SensorDefinition:
@@ -97,13 +142,18 @@ def build_change_event_sensor(
 
     @dg.sensor(
         name=name,
-        target=dg.AssetSelection.key_prefixes([RAW, source]),
+        target=with_models_below(dg.AssetSelection.key_prefixes([RAW, source]), downstream_depth),
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=default_status,
         required_resource_keys={"salesforce"},
         description=f"Subscribes to Salesforce change events ({channel}, Pub/Sub API) and ingests exactly "
         f"the {source} streams whose objects changed; the platform's own writes (client={platform_client}) "
-        f"{'also trigger extraction' if platform_writes == 'extract' else 'are observed, not extracted'}.",
+        f"{'also trigger extraction' if platform_writes == 'extract' else 'are observed, not extracted'}."
+        + (
+            f" The same run builds the models up to {downstream_depth} level(s) below the changed streams."
+            if downstream_depth > 0
+            else ""
+        ),
         tags={"layer": "ingestion"},
     )
     def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
@@ -116,9 +166,9 @@ def build_change_event_sensor(
             return dg.SkipReason(f"no {RAW}/{source}/<stream> assets are loaded")
         cursor = json.loads(context.cursor) if context.cursor else {}
         stored = bytes.fromhex(cursor["replay_id"]) if cursor.get("replay_id") else None
-        session = Session(*context.resources.salesforce.get_client().session())
-        try:
-            pull = pull_change_events(
+
+        def pull(session: Session) -> Pull:
+            return pull_change_events(
                 url,
                 session,
                 channel,
@@ -127,25 +177,42 @@ def build_change_event_sensor(
                 max_events=max_events,
                 wait_seconds=wait_seconds,
             )
+
+        try:
+            try:
+                pulled = pull(_session(context.resources.salesforce))
+            except SessionRefused:  # the kept session expired: log in again, once
+                pulled = pull(_session(context.resources.salesforce, renew=True))
         except ReplayIdRejected as gap:
             context.log.warning(f"{gap}; extracting every {source} stream and resubscribing from EARLIEST")
             return dg.SensorResult(
                 run_requests=[
                     dg.RunRequest(
                         run_key=f"{source}:cdc-gap:{cursor.get('replay_id')}",
-                        asset_selection=[keys[stream] for stream in sorted(keys)],
+                        asset_selection=run_selection(
+                            context, [keys[stream] for stream in sorted(keys)], downstream_depth
+                        ),
                         tags={TRIGGER_TAG: name, EVENTS_TAG: "replay gap"},
                     )
                 ],
                 cursor=json.dumps({}),
             )
         new_cursor = json.dumps(
-            {"replay_id": pull.latest_replay_id.hex()} if pull.latest_replay_id else cursor
+            {"replay_id": pulled.latest_replay_id.hex()} if pulled.latest_replay_id else cursor
         )
-        if not pull.events:
+        if not pulled.events:
             return dg.SensorResult(skip_reason=f"no change events on {channel}", cursor=new_cursor)
         return _result(
-            context, name, source, keys, objects, pull.events, platform_client, platform_writes, new_cursor
+            context,
+            name,
+            source,
+            keys,
+            objects,
+            pulled.events,
+            platform_client,
+            platform_writes,
+            new_cursor,
+            downstream_depth,
         )
 
     return _sensor
@@ -161,6 +228,7 @@ def _result(
     platform_client: str,
     platform_writes: PlatformWrites,
     cursor: str,
+    downstream_depth: int,
 ) -> dg.SensorResult:
     by_stream: dict[str, list[ChangeEvent]] = {}
     for event in events:
@@ -193,7 +261,7 @@ def _result(
         requests.append(
             dg.RunRequest(
                 run_key=f"{source}:cdc:{first}-{last}",
-                asset_selection=[keys[stream] for stream in wanted],
+                asset_selection=run_selection(context, [keys[s] for s in wanted], downstream_depth),
                 tags={
                     TRIGGER_TAG: name,
                     EVENTS_TAG: str(len(events) - own),

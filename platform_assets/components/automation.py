@@ -85,6 +85,18 @@ class ChangeEventSensorSettings(BaseModel):
     batch_size: int = Field(default=100, description="num_requested per FetchRequest (1..100).")
     max_events: int = Field(default=1000, description="Events read per tick at most.")
     wait_seconds: float = Field(default=2.0, description="A tick stops reading after this long idle.")
+    downstream_depth: int = Field(
+        default=1,
+        description="The run also builds the dbt models this many levels below the changed streams "
+        "(1: their staging models); 0 leaves them to the transformation automation's next tick.",
+    )
+
+    @field_validator("downstream_depth")
+    @classmethod
+    def _depth(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError(f"downstream_depth must be 0 or more, got {value}")
+        return value
 
     @field_validator("batch_size", "max_events", "wait_seconds")
     @classmethod
@@ -221,6 +233,7 @@ def build_automation_defs(
             batch_size=entry.batch_size,
             max_events=entry.max_events,
             wait_seconds=entry.wait_seconds,
+            downstream_depth=entry.downstream_depth,
             default_status=sensor_status,
             where=f"{where}: sensors.change_events[{index}].pubsub_url",
         )

@@ -33,6 +33,7 @@ from dagster_dbt import (
 from platform_assets import dbt_manifest, environment
 from platform_assets.components import dbt_test_placement
 from platform_assets.dbt_manifest import PREPARE_COMMAND, DbtManifestError
+from platform_assets.integrations.dbt.resource import keep_partial_parse
 from platform_assets.resources import dbt_resource
 
 
@@ -267,16 +268,19 @@ def build_domain_assets(
     )
     def _domain_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtRunConfig):
         invocation = dbt.cli(["build", *config.dbt_args(), *placement_args], context=context)
-        # Public per-event API instead of .stream(), to also show unit tests, which dagster-dbt skips.
-        for event in invocation.stream_raw_events():
-            yield from event.to_default_asset_events(
-                manifest=invocation.manifest,
-                dagster_dbt_translator=translator,
-                context=context,
-                target_path=invocation.target_path,
-                project=project,
-            )
-            yield from unit_test_observations(event.raw_event, manifest, translator, project)
+        try:
+            # Public per-event API instead of .stream(), to also show unit tests, which dagster-dbt skips.
+            for event in invocation.stream_raw_events():
+                yield from event.to_default_asset_events(
+                    manifest=invocation.manifest,
+                    dagster_dbt_translator=translator,
+                    context=context,
+                    target_path=invocation.target_path,
+                    project=project,
+                )
+                yield from unit_test_observations(event.raw_event, manifest, translator, project)
+        finally:  # dbt parsed whether or not the build passed
+            keep_partial_parse(invocation.target_path, Path(project.project_dir) / project.target_path)
 
     return _domain_assets
 

@@ -6,7 +6,7 @@ The source here (`crm`, with an `Opportunity -> deals` mapping) is not the sampl
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -43,7 +43,9 @@ def instance() -> Iterator[dg.DagsterInstance]:
         yield temporary
 
 
-def _defs(org: SandboxHandle, **settings) -> tuple[dg.SensorDefinition, dg.Definitions]:
+def _defs(
+    org: SandboxHandle, below: Sequence[dg.AssetSpec] = (), **settings
+) -> tuple[dg.SensorDefinition, dg.Definitions]:
     specs = [dg.AssetSpec(["raw", "crm", stream], tags={"layer": "ingestion"}) for stream in STREAMS]
 
     @dg.multi_asset(name="meltano_crm", specs=specs, can_subset=True)
@@ -55,7 +57,16 @@ def _defs(org: SandboxHandle, **settings) -> tuple[dg.SensorDefinition, dg.Defin
         "crm", org.pubsub_url, objects={"Opportunity": "deals"}, wait_seconds=1.0, **settings
     )
     resource = SalesforceResource(login_url=org.url, client_id=org.client_id, client_secret=org.client_secret)
-    return sensor, dg.Definitions(assets=[_ingest], sensors=[sensor], resources={"salesforce": resource})
+    assets = [
+        _ingest,
+        *([dg.multi_asset(name="models", specs=below, can_subset=True)(_build)] if below else []),
+    ]
+    return sensor, dg.Definitions(assets=assets, sensors=[sensor], resources={"salesforce": resource})
+
+
+def _build(context) -> Iterator[dg.MaterializeResult]:
+    for key in context.selected_asset_keys:
+        yield dg.MaterializeResult(asset_key=key)
 
 
 def _tick(sensor, defs: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None):
@@ -173,3 +184,53 @@ def test_an_expired_replay_id_extracts_every_stream_and_resubscribes_from_the_ea
     assert json.loads(gap.cursor) == {}
     after = _tick(sensor, defs, instance, gap.cursor)  # EARLIEST: the retained events again
     assert _requested(after) == [["raw/crm/deals"]]
+
+
+# Made-up lineage below the crm streams: two model levels, and a sync reading the first level.
+MODELS = [
+    dg.AssetSpec(
+        ["crm_staging", "accounts"], deps=[["raw", "crm", "account"]], tags={"layer": "transformation"}
+    ),
+    dg.AssetSpec(["crm_staging", "deals"], deps=[["raw", "crm", "deals"]], tags={"layer": "transformation"}),
+    dg.AssetSpec(
+        ["crm_marts", "pipeline"], deps=[["crm_staging", "accounts"]], tags={"layer": "transformation"}
+    ),
+    dg.AssetSpec(["crm_sync", "accounts"], deps=[["crm_staging", "accounts"]], tags={"layer": "activation"}),
+]
+
+
+@pytest.mark.parametrize(
+    ("depth", "expected"),
+    [
+        (1, ["crm_staging/accounts", "raw/crm/account"]),
+        (0, ["raw/crm/account"]),
+        (2, ["crm_marts/pipeline", "crm_staging/accounts", "raw/crm/account"]),
+    ],
+)
+def test_the_run_also_builds_the_models_below_the_changed_streams_by_lineage(
+    org: SandboxHandle, instance: dg.DagsterInstance, depth: int, expected: list[str]
+) -> None:
+    sensor, defs = _defs(org, below=MODELS, downstream_depth=depth)
+    _edit(org, "Account", "Name", "Acme Corp")
+    result = _tick(sensor, defs, instance, None)
+    # Only the changed stream's lineage, only models (never the sync), streams first in the selection.
+    assert _requested(result) == [expected]
+    assert result.run_requests[0].asset_selection[0] == dg.AssetKey(["raw", "crm", "account"])
+    # The sensor's target holds every asset it may request, so Dagster can launch the run.
+    job = defs.get_repository_def().get_job(sensor.job_name)
+    assert set(expected) <= {key.to_user_string() for key in job.asset_layer.selected_asset_keys}
+
+
+def test_ticks_reuse_the_salesforce_session_and_renew_it_when_refused(
+    org: SandboxHandle, instance: dg.DagsterInstance
+) -> None:
+    sensor, defs = _defs(org)
+    first = _tick(sensor, defs, instance, None)
+    issued = len(org.sandbox.auth.tokens)
+    again = _tick(sensor, defs, instance, first.cursor)
+    assert len(org.sandbox.auth.tokens) == issued  # no login for the second tick
+
+    org.expire_sessions()  # the kept session is refused: the tick logs in again and reads the edit
+    _edit(org, "Account", "Name", "Acme Corp")
+    renewed = _tick(sensor, defs, instance, again.cursor)
+    assert _requested(renewed) == [["raw/crm/account"]]

@@ -32,6 +32,10 @@ class PubSubError(Exception):
     """The Pub/Sub API refused a call; the message says what to check."""
 
 
+class SessionRefused(PubSubError):
+    """The Pub/Sub API refused the session (UNAUTHENTICATED): expired or revoked; log in again."""
+
+
 class ReplayIdRejected(PubSubError):
     """The stored replay id is unknown to the topic or its events expired (Salesforce keeps 72 hours)."""
 
@@ -216,5 +220,5 @@ def _error(error: grpc.RpcError) -> PubSubError:
     if code == grpc.StatusCode.INVALID_ARGUMENT and "replay" in (details or "").lower():
         return ReplayIdRejected(f"Pub/Sub API rejected the stored replay id: {details}")
     if code == grpc.StatusCode.UNAUTHENTICATED:
-        return PubSubError(f"Pub/Sub API: session refused ({details}); check the Salesforce credentials.")
+        return SessionRefused(f"Pub/Sub API: session refused ({details}); check the Salesforce credentials.")
     return PubSubError(f"Pub/Sub API Subscribe failed: {code.name if code else 'error'}: {details}")
