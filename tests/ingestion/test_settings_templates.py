@@ -103,7 +103,7 @@ def test_sample_sources_resolve_to_the_plugin_settings_locally(local_platform, m
     assert salesforce["TAP_SALESFORCE_BULK_LOGIN_URL"] == local_platform.salesforce_login_url
     assert "TAP_SALESFORCE_BULK_USERNAME" not in salesforce
     support = settings["salesforce_support"]  # the second org: its own sandbox
-    assert support["TAP_SALESFORCE_BULK__SUPPORT_LOGIN_URL"] == "http://127.0.0.1:8794"
+    assert support["TAP_SALESFORCE_BULK__SUPPORT_LOGIN_URL"] == "http://127.0.0.1:8795"
     assert support["TARGET_DUCKDB_DEFAULT_TARGET_SCHEMA"] == "raw_salesforce_support"
 
 

@@ -74,3 +74,18 @@ def test_duckdb_session_runs_qmark_sql(local_platform):
         session.executemany("insert into t values (?, ?)", [("a", 1), ("b", 2)])
         assert session.fetchall("select k from t where v > ? order by k", [0]) == [("a",), ("b",)]
         assert session.fetchone("select count(*) from t") == (2,)
+
+
+def test_local_sandboxes_default_to_distinct_ports(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every sandbox `tasks.py` may start at once (each org's, Hightouch, Pub/Sub, S3) has its own port."""
+    from platform_assets.integrations.salesforce.orgs import load_orgs
+
+    for org in load_orgs():
+        if org.decl.sandbox_port_env:
+            monkeypatch.delenv(org.decl.sandbox_port_env, raising=False)
+    ports = [org.local_sandbox_port for org in load_orgs()] + [
+        environment.DEFAULT_HIGHTOUCH_SANDBOX_PORT,
+        environment.DEFAULT_SALESFORCE_SANDBOX_PUBSUB_PORT,
+        environment.DEFAULT_S3_SANDBOX_PORT,
+    ]
+    assert len(ports) == len(set(ports)), f"two sandboxes default to one port: {sorted(ports)}"
