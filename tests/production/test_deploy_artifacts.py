@@ -142,6 +142,12 @@ def test_helm_instance_settings_match_the_prod_dagster_yaml(helm_values: dict, p
     prod_runs, prod_pools = prod_instance["concurrency"]["runs"], prod_instance["concurrency"]["pools"]
     assert runs["maxConcurrentRuns"] == prod_runs["max_concurrent_runs"]
     assert runs["tagConcurrencyLimits"] == prod_runs["tag_concurrency_limits"]
+    # A workflow's runs may run the same Salesforce sync: one at a time per workflow (docs/workflows.md).
+    assert {
+        "key": "workflow/name",
+        "value": {"applyLimitPerUniqueValue": True},
+        "limit": 1,
+    } in prod_runs["tag_concurrency_limits"]
     assert {snake(key): value for key, value in pools.items()} == prod_pools
 
     retries = {snake(key): value for key, value in daemon["runRetries"].items()}
