@@ -26,6 +26,9 @@ ACTIVATION_MODELS = {
     "act_salesforce_opportunities",
     "act_salesforce_tasks",
     "act_salesforce_account_arr",
+    "act_salesforce_support_accounts",
+    "act_salesforce_campaigns",
+    "act_salesforce_campaign_members",
 }
 
 
