@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 import yaml  # noqa: E402
 from figures import emit  # noqa: E402
 
-from platform_assets import environment  # noqa: E402
+from local_stack.meltano_scratch import landing_project  # noqa: E402
 
 SOURCE = "bench"
 FILE_ROWS = 250_000
@@ -54,7 +54,6 @@ COLUMNS = {
     "day": "date",
     "at": "date-time",
 }
-PLUGINS = (("extractors", "tap-landing"), ("loaders", "target-duckdb"), ("loaders", "target-duckdb-bulk"))
 
 
 def row(i: int) -> dict:
@@ -89,21 +88,8 @@ def write_stream(folder: Path, fmt: str, rows: int) -> None:
 
 def meltano_project(base: Path) -> Path:
     """The platform's meltano.yml with tap-landing's streams replaced by the benchmark's, plugins linked."""
-    project = yaml.safe_load((environment.MELTANO_PROJECT_DIR / "meltano.yml").read_text())
-    [tap] = [p for p in project["plugins"]["extractors"] if p["name"] == "tap-landing"]
-    tap["config"]["streams"] = [{"name": fmt, "format": fmt, "columns": COLUMNS} for fmt in ("csv", "jsonl")]
-    for plugin in [tap, *project["plugins"]["loaders"]]:  # as installed: Meltano sees them installed as is
-        plugin["pip_url"] = plugin["pip_url"].replace(
-            "${MELTANO_PROJECT_ROOT}", str(environment.MELTANO_PROJECT_DIR)
-        )
-    project_dir = base / "meltano"
-    project_dir.mkdir(parents=True)
-    (project_dir / "meltano.yml").write_text(yaml.safe_dump(project, sort_keys=False))
-    for plugin_type, name in PLUGINS:
-        link = project_dir / ".meltano" / plugin_type / name / "venv"
-        link.parent.mkdir(parents=True)
-        link.symlink_to(environment.MELTANO_PROJECT_DIR / ".meltano" / plugin_type / name / "venv")
-    return project_dir
+    streams = [{"name": fmt, "format": fmt, "columns": COLUMNS} for fmt in ("csv", "jsonl")]
+    return landing_project(base / "meltano", streams)
 
 
 def sources_file(base: Path, bulk: bool) -> Path:

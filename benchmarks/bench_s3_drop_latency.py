@@ -13,15 +13,13 @@ Target: <= 120 s (ratio = measured / 120 s), as for the local folder.
 import argparse
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_file_drop_latency import TARGET_SECONDS, free_port, measure
-from figures import emit
+from bench_file_drop_latency import free_port, measure, report
 
 from local_stack.sandbox.s3 import client, split_url
 
@@ -51,20 +49,12 @@ def main() -> None:
     finally:
         if not args.keep:
             shutil.rmtree(local_dir, ignore_errors=True)
-    median = statistics.median(latencies)
-    print(
-        f"S3 object drop -> Salesforce sandbox updated: median {median:.1f}s, min {min(latencies):.1f}s, "
-        f"max {max(latencies):.1f}s over {len(latencies)} drop(s)"
-    )
-    print(f"target {TARGET_SECONDS:.0f}s; ratio {median / TARGET_SECONDS:.2f} (<= 1.00 meets the target)")
-    emit(
+    report(
         __file__,
+        "S3 object drop",
         "S3 object drop → Salesforce sandbox updated (local S3 server; daemon + code server, 30 s sensor "
         "intervals)",
-        platform=f"{median:.0f} s median of {len(latencies)} ({min(latencies):.0f}-{max(latencies):.0f} s)",
-        baseline="target 120 s",
-        ratio=median / TARGET_SECONDS,
-        target=f"≤ {TARGET_SECONDS:.0f} s",
+        latencies,
     )
 
 

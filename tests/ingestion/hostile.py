@@ -7,18 +7,20 @@ runs use the real meltano, tap-landing and target-duckdb without installing anyt
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 
 import dagster as dg
 import yaml
 
+from local_stack.meltano_scratch import landing_project
 from platform_assets import environment
 from platform_assets.components.meltano import ingestion_definitions
 from platform_assets.resources import warehouse_resource
 from platform_assets.warehouse import connect_duckdb
 
 SOURCE = "drops"
-PLUGINS = (("extractors", "tap-landing"), ("loaders", "target-duckdb"), ("loaders", "target-duckdb-bulk"))
 BULK_LOADER = "target-duckdb-bulk"
 
 
@@ -31,21 +33,9 @@ def hostile_project(
     Record mode into target-duckdb by default; `bulk` (extra tap-landing settings, e.g. batch_size_rows)
     runs bulk mode instead: batch files into target-duckdb-bulk.
     """
-    project = yaml.safe_load((environment.MELTANO_PROJECT_DIR / "meltano.yml").read_text())
-    [tap] = [p for p in project["plugins"]["extractors"] if p["name"] == "tap-landing"]
-    tap["config"]["streams"] = [{"name": name, **definition} for name, definition in streams.items()]
-    # The installed venvs' pip_url, expanded as it was at install: Meltano then sees them installed as is.
-    for plugin in [tap, *project["plugins"]["loaders"]]:
-        plugin["pip_url"] = plugin["pip_url"].replace(
-            "${MELTANO_PROJECT_ROOT}", str(environment.MELTANO_PROJECT_DIR)
-        )
-    project_dir = root / "meltano"
-    project_dir.mkdir(parents=True)
-    (project_dir / "meltano.yml").write_text(yaml.safe_dump(project, sort_keys=False))
-    for plugin_type, name in PLUGINS:
-        link = project_dir / ".meltano" / plugin_type / name / "venv"
-        link.parent.mkdir(parents=True)
-        link.symlink_to(environment.MELTANO_PROJECT_DIR / ".meltano" / plugin_type / name / "venv")
+    project_dir = landing_project(
+        root / "meltano", [{"name": name, **definition} for name, definition in streams.items()]
+    )
     source = {
         "extractor": "tap-landing",
         "description": "Hostile file drops.",
@@ -89,3 +79,19 @@ def raw_lines(stream: str) -> list[tuple[str, int]]:
         ).fetchall()
     finally:
         connection.close()
+
+
+def run_tap_landing(
+    project: Path, tmp_path: Path, config: dict, state: dict | None = None
+) -> subprocess.CompletedProcess:
+    """tap-landing run directly (no Meltano) from the project's venv with `config`, and `state` if given."""
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    command = [
+        str(project / ".meltano/extractors/tap-landing/venv/bin/tap-landing"),
+        "--config",
+        str(tmp_path / "config.json"),
+    ]
+    if state is not None:
+        (tmp_path / "state.json").write_text(json.dumps(state))
+        command += ["--state", str(tmp_path / "state.json")]
+    return subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)

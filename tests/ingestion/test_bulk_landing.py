@@ -19,7 +19,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from ingestion.hostile import SOURCE, hostile_project, raw_lines
+from ingestion.hostile import SOURCE, hostile_project, raw_lines, run_tap_landing
 from platform_assets.components.meltano import ingestion_definitions
 from platform_assets.resources import warehouse_resource
 
@@ -41,16 +41,7 @@ def run_tap(project: Path, tmp_path: Path, state: dict | None = None) -> subproc
         "batch_size_rows": 2,
         "streams": [{"name": "ledger", **LEDGER}],
     }
-    (tmp_path / "config.json").write_text(json.dumps(config))
-    command = [
-        str(project / ".meltano/extractors/tap-landing/venv/bin/tap-landing"),
-        "--config",
-        str(tmp_path / "config.json"),
-    ]
-    if state is not None:
-        (tmp_path / "state.json").write_text(json.dumps(state))
-        command += ["--state", str(tmp_path / "state.json")]
-    return subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
+    return run_tap_landing(project, tmp_path, config, state)
 
 
 def batches_and_bookmarks(output: str) -> list[tuple[list[tuple[str, int]], dict[str, int]]]:

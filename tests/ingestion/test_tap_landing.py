@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from ingestion.hostile import run_tap_landing
+
 pytestmark = pytest.mark.integration
 
 COLUMNS = {"event_id": "string", "quantity": "integer", "occurred_at": "date-time"}
@@ -20,16 +22,7 @@ def run_tap(
         "root": str(tmp_path / "landing"),
         "streams": [{"name": "events", "format": fmt, "primary_keys": ["event_id"], "columns": COLUMNS}],
     }
-    (tmp_path / "config.json").write_text(json.dumps(config))
-    command = [
-        str(project / ".meltano/extractors/tap-landing/venv/bin/tap-landing"),
-        "--config",
-        str(tmp_path / "config.json"),
-    ]
-    if state is not None:
-        (tmp_path / "state.json").write_text(json.dumps(state))
-        command += ["--state", str(tmp_path / "state.json")]
-    return subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
+    return run_tap_landing(project, tmp_path, config, state)
 
 
 def messages(output: str, kind: str) -> list[dict]:
