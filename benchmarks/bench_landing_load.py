@@ -103,6 +103,7 @@ def sources_file(base: Path, bulk: bool) -> Path:
     if bulk:  # as the platform's sources.yaml declares landing
         source["loader"] = "target-duckdb-bulk"
         source["settings"]["batch_dir"] = "{local_dir}/meltano/batches"
+        source["settings"]["batch_format"] = "parquet"
     path = base / ("sources-bulk.yaml" if bulk else "sources-record.yaml")
     settings = {
         "target-duckdb": {"filepath": "{duckdb_path}"},

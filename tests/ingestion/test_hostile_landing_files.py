@@ -164,8 +164,13 @@ def failure_message(result: dg.ExecuteInProcessResult) -> str:
 
 
 # Record mode (RECORD messages into target-duckdb) and bulk mode (batch files of 2 records, so batch
-# boundaries fall inside the files, into target-duckdb-bulk) keep the same guarantees.
-@pytest.mark.parametrize("bulk", [None, {"batch_size_rows": "2"}], ids=["record", "bulk"])
+# boundaries fall inside the files, into target-duckdb-bulk; JSONL batches as on Snowflake, Parquet as
+# locally) keep the same guarantees.
+@pytest.mark.parametrize(
+    "bulk",
+    [None, {"batch_size_rows": "2"}, {"batch_size_rows": "2", "batch_format": "parquet"}],
+    ids=["record", "bulk-jsonl", "bulk-parquet"],
+)
 def test_hostile_files_fail_only_their_stream_and_load_each_line_exactly_once(
     meltano_plugins, local_platform, tmp_path, bulk
 ):

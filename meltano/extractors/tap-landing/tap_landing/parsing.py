@@ -39,6 +39,7 @@ _BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _SKIP_CHUNK = 1024 * 1024
 _READ_BUFFER = 1024 * 1024
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _TRUE = {"true", "t", "1", "yes", "y"}
 _FALSE = {"false", "f", "0", "no", "n"}
 
@@ -69,6 +70,13 @@ def json_schema_for(column_type: str) -> dict[str, Any]:
     return schemas[column_type]
 
 
+def _to_integer(value: str | int) -> int:
+    parsed = int(value)
+    if not INT64_MIN <= parsed <= INT64_MAX:  # batch files and warehouse columns hold 64-bit integers
+        raise ValueError("out of the 64-bit integer range")
+    return parsed
+
+
 def _to_decimal(value: str) -> str:
     parsed = Decimal(value)
     if not parsed.is_finite():
@@ -97,7 +105,7 @@ def _to_datetime(value: str) -> str:
 
 _TEXT_CONVERTERS: dict[str, Callable[[str], Any]] = {
     "string": str,
-    "integer": int,
+    "integer": _to_integer,
     "number": float,
     "decimal": _to_decimal,
     "boolean": _to_boolean,
@@ -117,7 +125,7 @@ def convert(value: Any, column_type: str) -> Any:
     if isinstance(value, bool) and column_type != "boolean":
         raise ValueError(f"expected {column_type}, got boolean")
     if column_type == "integer" and isinstance(value, int):
-        return value
+        return _to_integer(value)
     if column_type == "number" and isinstance(value, (int, float)):
         return float(value)
     if column_type == "boolean" and isinstance(value, bool):
@@ -150,7 +158,11 @@ def _json_converter(column_type: str) -> Callable[[Any], Any]:
     """`convert` with the common JSON case first (a value already of its type); the rest goes to `convert`."""
     if column_type == "string":
         return lambda value: (value or None) if type(value) is str else convert(value, column_type)
-    native: dict[str, type] = {"integer": int, "number": float, "boolean": bool}
+    if column_type == "integer":
+        return lambda value: (
+            value if type(value) is int and INT64_MIN <= value <= INT64_MAX else convert(value, column_type)
+        )
+    native: dict[str, type] = {"number": float, "boolean": bool}
     if column_type in native:
         kind = native[column_type]
         return lambda value: value if type(value) is kind else convert(value, column_type)
@@ -291,16 +303,8 @@ def read_csv(
         if header is None:
             return
         path = file.path
-        missing = [name for name in columns if name not in header]
-        unexpected = [name for name in header if name not in columns]
-        if missing or unexpected or len(set(header)) != len(header):
-            raise LandingDataError(
-                path,
-                1,
-                f"header does not match the declared columns (missing: {missing or 'none'}, "
-                f"undeclared: {unexpected or 'none'}, duplicates: {len(header) != len(set(header))}); "
-                "fix the file or the stream's columns in meltano.yml",
-            )
+        if problem := header_problem(header, columns):
+            raise LandingDataError(path, 1, problem)
         if after_line > file.line:
             file.skip(handle, after_line)
         # A row that fails conversion is converted again by `_typed`, which names the column and the value.
@@ -315,6 +319,19 @@ def read_csv(
             except (ValueError, ArithmeticError):
                 record = _typed(dict(zip(header, row, strict=True)), columns, path, file.line)
             yield file.line, record
+
+
+def header_problem(header: list[str], columns: dict[str, str]) -> str | None:
+    """Why a CSV header does not fit the declared columns, or None."""
+    missing = [name for name in columns if name not in header]
+    unexpected = [name for name in header if name not in columns]
+    if not (missing or unexpected or len(set(header)) != len(header)):
+        return None
+    return (
+        f"header does not match the declared columns (missing: {missing or 'none'}, "
+        f"undeclared: {unexpected or 'none'}, duplicates: {len(header) != len(set(header))}); "
+        "fix the file or the stream's columns in meltano.yml"
+    )
 
 
 def _next_csv(file: LandingFile, reader: Any) -> list[str] | None:

@@ -12,11 +12,14 @@ STATE gets those lines again on the next run; keyed, the target upserts them ins
 raw holds each landed line exactly once. The business `primary_keys` only document the grain: a key
 changed in a later drop is a new line (raw keeps every version; staging keeps the latest).
 
-Bulk mode (setting `batch_dir`): the same validated records go to gzipped JSONL batch files of at most
-`batch_size_rows` records (tap_landing.batches) announced by Singer BATCH messages instead of one RECORD
-message per row; the loader reads each file with its own bulk reader. A STATE message follows each BATCH
-message and holds, per file, the last line in that batch, so bookmarks advance only with loaded batches.
-Without `batch_dir` the tap sends RECORD messages (for a loader that does not read BATCH).
+Bulk mode (setting `batch_dir`): the same validated records go to batch files (`batch_format` jsonl or
+parquet) of about `batch_size_rows` records (tap_landing.batches) announced by Singer BATCH messages instead
+of one RECORD message per row; the loader reads each file with its own bulk reader. Files are read a chunk
+at a time into Arrow tables where the chunk certainly reads as the line reader would (tap_landing.columnar),
+line by line from the first chunk that does not, so results and errors are the line reader's. A STATE
+message follows each BATCH message and holds, per file, the last line in that batch, so bookmarks advance
+only with loaded batches. Without `batch_dir` the tap sends RECORD messages (for a loader that does not
+read BATCH).
 """
 
 from __future__ import annotations
@@ -26,11 +29,21 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig  # the SDK exports them only here
 
-from tap_landing.batches import DEFAULT_BATCH_SIZE_ROWS, BatchFile, clear_leftovers
+from tap_landing.batches import (
+    BATCH_FORMATS,
+    DEFAULT_BATCH_SIZE_ROWS,
+    SOURCE_FILE,
+    SOURCE_LINE,
+    BatchFile,
+    arrow_schema,
+    clear_leftovers,
+)
+from tap_landing.columnar import ARROW_TYPES, ChunkReader
 from tap_landing.parsing import (
     COLUMN_TYPES,
     COMPRESSED_SUFFIX,
@@ -43,8 +56,6 @@ from tap_landing.parsing import (
 )
 from tap_landing.storage import LandingStorage
 
-SOURCE_FILE = "_source_file"
-SOURCE_LINE = "_source_line"
 FAILED_STREAM_PREFIX = "tap-landing stream failed:"
 WAITING_PREFIX = "tap-landing line waiting:"
 
@@ -91,10 +102,26 @@ class LandingStream(Stream):
     def get_records(self, context: dict | None) -> Iterable[dict[str, Any]]:
         if self.failure is not None or context is None:
             return  # a stream stops at its first malformed line, whatever file comes next
+        yield from self._records(context["file"], int(self.get_starting_replication_key_value(context) or 0))
+
+    def _pieces(self, context: dict) -> Iterable[tuple[int, pa.Table] | dict[str, Any]]:
+        """Bulk mode: (first line, table) per chunk the fast reader takes, then the rest record by record."""
+        if self.failure is not None:
+            return
         relative = context["file"]
-        after_line = int(self.get_starting_replication_key_value(context) or 0)
+        reader = ChunkReader(self._file(relative), self.format, self.columns)
+        yield from reader.tables(int(self.get_starting_replication_key_value(context) or 0))
+        if not reader.complete:
+            self.logger.info("%s: read line by line after line %d (%s)", relative, reader.line, reader.why)
+            yield from self._records(relative, reader.line)
+
+    def _file(self, relative: str) -> LandingFile:
         path = f"{self.storage.root.rstrip('/')}/{relative}"
-        file = LandingFile(self.storage.shown(path), self.max_record_bytes, self.storage.opener(path))
+        return LandingFile(self.storage.shown(path), self.max_record_bytes, self.storage.opener(path))
+
+    def _records(self, relative: str, after_line: int) -> Iterable[dict[str, Any]]:
+        """The file's records after `after_line`, read line by line (parsing.py)."""
+        file = self._file(relative)
         try:
             for line, record in READERS[self.format](file, self.columns, after_line):
                 record[SOURCE_FILE] = relative
@@ -112,9 +139,11 @@ class LandingStream(Stream):
         """Bulk mode where `batch_dir` is set (see the module doc); None sends RECORD messages."""
         if not config.get("batch_dir"):
             return None
+        file_format = config.get("batch_format") or "jsonl"
+        compression = "gzip" if file_format == "jsonl" else "snappy"
         return BatchConfig.from_dict(
             {
-                "encoding": {"format": "jsonl", "compression": "gzip"},
+                "encoding": {"format": file_format, "compression": compression},
                 "storage": {"root": Path(config["batch_dir"]).resolve().as_uri()},
                 "batch_size": int(config.get("batch_size_rows") or DEFAULT_BATCH_SIZE_ROWS),
             }
@@ -131,14 +160,29 @@ class LandingStream(Stream):
         """
         directory = Path(self.config["batch_dir"]).resolve() / self.name  # one folder per stream
         clear_leftovers(directory)
-        batch = BatchFile(directory, self.name)
+        schema = arrow_schema({name: ARROW_TYPES[kind] for name, kind in self.columns.items()})
+
+        def new_batch() -> BatchFile:
+            return BatchFile(directory, self.name, batch_config.encoding.format, schema)
+
+        batch = new_batch()
         for partition in [context] if context else self.partitions or []:
             self._write_starting_replication_value(partition)
-            for record in self.get_records(partition):
-                batch.write(record)
-                if batch.rows >= batch_config.batch_size:
-                    yield self._hand_over(batch, batch_config)
-                    batch = BatchFile(directory, self.name)
+            for piece in self._pieces(partition):
+                if isinstance(piece, dict):
+                    batch.write(piece)
+                    if batch.rows >= batch_config.batch_size:
+                        yield self._hand_over(batch, batch_config)
+                        batch = new_batch()
+                    continue
+                first_line, table = piece
+                while table.num_rows:  # a batch holds at most batch_size records: a table may straddle two
+                    taken = table.slice(0, batch_config.batch_size - batch.rows)
+                    batch.write_table(partition["file"], first_line, taken)
+                    first_line, table = first_line + taken.num_rows, table.slice(taken.num_rows)
+                    if batch.rows >= batch_config.batch_size:
+                        yield self._hand_over(batch, batch_config)
+                        batch = new_batch()
             self._finalize_state(self.get_context_state(partition))
         if batch.rows:
             yield self._hand_over(batch, batch_config)
@@ -214,6 +258,13 @@ class TapLanding(Tap):
             th.StringType,
             description="Bulk mode: write records to batch files in this folder and send BATCH messages "
             "(the loader must read Singer BATCH jsonl files). Unset: one RECORD message per record.",
+        ),
+        th.Property(
+            "batch_format",
+            th.StringType,
+            allowed_values=list(BATCH_FORMATS),
+            description="Bulk mode's batch files: jsonl (gzipped; every BATCH loader reads it, the default) "
+            "or parquet (faster; the loader must read Parquet batches, as target-duckdb-bulk does).",
         ),
         th.Property(
             "batch_size_rows",

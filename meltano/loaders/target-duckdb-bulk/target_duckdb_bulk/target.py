@@ -1,7 +1,8 @@
 """target-duckdb-bulk: a Singer target that loads DuckDB in bulk, with DuckDB's own JSON reader.
 
-- BATCH messages (the Singer SDK's `jsonl` encoding, gzipped or not; `file://` manifests): each file is
-  read by `read_json` with the stream's declared columns and loaded in one transaction.
+- BATCH messages (the Singer SDK's `jsonl` encoding, gzipped or not, or its `parquet` encoding; `file://`
+  manifests): each file is read by `read_json` with the stream's declared columns, or by `read_parquet`
+  with the types it holds, and loaded in one transaction.
 - RECORD messages (taps without BATCH) are buffered in a local JSON Lines file of at most `batch_size_rows`
   records and loaded the same way.
 - Streams with key properties are upserted on them: a plain `INSERT` first, and where the table's primary
@@ -96,8 +97,8 @@ class Stream:
             if name not in existing:  # a column added to the source since the table was made
                 self.conn.execute(f"ALTER TABLE {self.table} ADD COLUMN {quote(name)} {kind}")
 
-    def load(self, path: Path) -> int:
-        """Load one JSON Lines file (gzipped or not) in one transaction; the rows loaded."""
+    def load(self, path: Path, file_format: str = "jsonl") -> int:
+        """Load one JSON Lines (gzipped or not) or Parquet file in one transaction; the rows loaded."""
         read_types = {name: "VARCHAR" if kind == "TIMESTAMP" else kind for name, kind in self.columns.items()}
         read_types[BATCHED_AT] = "VARCHAR"  # the tap's time, kept as _sdc_extracted_at
         spec = (
@@ -112,10 +113,12 @@ class Stream:
         targets = [quote(name.lower()) for name in self.columns]
         selects += [f"CAST({quote(BATCHED_AT)} AS TIMESTAMP)", "$stamp", "NULL"]
         targets += [quote(name) for name in METADATA_COLUMNS]
-        select = (
-            f"({', '.join(targets)}) SELECT {', '.join(selects)} "
-            f"FROM read_json($path, format = 'newline_delimited', columns = {spec})"
+        reader = (
+            "read_parquet($path)"
+            if file_format == "parquet"
+            else f"read_json($path, format = 'newline_delimited', columns = {spec})"
         )
+        select = f"({', '.join(targets)}) SELECT {', '.join(selects)} FROM {reader}"
         parameters = {"path": str(path), "stamp": dt.datetime.now()}  # naive local time, as target-duckdb
         try:
             return self._insert(f"INSERT INTO {self.table} {select}", parameters)
@@ -182,8 +185,12 @@ class Target:
                 self.flush(message["stream"])
         elif kind == "BATCH":
             self.flush(message["stream"])  # records sent before the batch load before it
+            file_format = (message.get("encoding") or {}).get("format") or "jsonl"
+            if file_format not in ("jsonl", "parquet"):
+                stream = message["stream"]
+                raise ValueError(f"stream '{stream}': batch format {file_format!r} is not supported")
             for url in message["manifest"]:
-                self._load_batch(message["stream"], url)
+                self._load_batch(message["stream"], url, file_format)
         elif kind == "STATE":
             for stream in list(self.buffers):
                 self.flush(stream)
@@ -207,12 +214,12 @@ class Target:
         self.conn.close()
         Path(self.buffer_dir).rmdir()
 
-    def _load_batch(self, stream: str, url: str) -> None:
+    def _load_batch(self, stream: str, url: str, file_format: str) -> None:
         parsed = urlparse(url)
         if parsed.scheme not in ("", "file"):
             raise ValueError(f"stream '{stream}': batch file {url} is not a local file (file://)")
         path = Path(unquote(parsed.path))
-        rows = self._stream(stream).load(path)
+        rows = self._stream(stream).load(path, file_format)
         LOG.info(
             "Loaded batch of %d records of stream '%s' into %s (%s)",
             rows,
