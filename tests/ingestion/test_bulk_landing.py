@@ -13,10 +13,12 @@ import json
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import dagster as dg
 import duckdb
+import pyarrow.parquet as pq
 import pytest
 
 from ingestion.hostile import SOURCE, hostile_project, raw_lines, run_tap_landing
@@ -34,14 +36,28 @@ def ledger_rows(first: int, last: int) -> str:
     return "".join(f"l{i},{i * 100},2026-05-0{i % 9 + 1}T08:00:00\n" for i in range(first, last + 1))
 
 
-def run_tap(project: Path, tmp_path: Path, state: dict | None = None) -> subprocess.CompletedProcess:
+def run_tap(
+    project: Path, tmp_path: Path, state: dict | None = None, **settings: Any
+) -> subprocess.CompletedProcess:
+    """tap-landing on the ledger stream; `settings` override the config (`stream` keys go to the stream)."""
     config = {
         "root": str(tmp_path / "landing"),
         "batch_dir": str(tmp_path / "batches"),
         "batch_size_rows": 2,
-        "streams": [{"name": "ledger", **LEDGER}],
+        "streams": [{"name": "ledger", **LEDGER, **settings.pop("stream", {})}],
+        **settings,
     }
     return run_tap_landing(project, tmp_path, config, state)
+
+
+def batch_rows(message: dict) -> list[dict]:
+    """The rows of a BATCH message's file (gzipped JSON Lines or Parquet)."""
+    [url] = message["manifest"]
+    if message["encoding"] == {"format": "parquet", "compression": "snappy"}:
+        return pq.read_table(urlparse(url).path).to_pylist()
+    assert message["encoding"] == {"format": "jsonl", "compression": "gzip"}
+    with gzip.open(urlparse(url).path, "rt") as handle:
+        return [json.loads(line) for line in handle]
 
 
 def batches_and_bookmarks(output: str) -> list[tuple[list[tuple[str, int]], dict[str, int]]]:
@@ -49,10 +65,7 @@ def batches_and_bookmarks(output: str) -> list[tuple[list[tuple[str, int]], dict
     result: list[tuple[list[tuple[str, int]], dict[str, int]]] = []
     for message in map(json.loads, output.splitlines()):
         if message["type"] == "BATCH":
-            assert message["encoding"] == {"format": "jsonl", "compression": "gzip"}
-            [url] = message["manifest"]
-            with gzip.open(urlparse(url).path, "rt") as handle:
-                rows = [json.loads(line) for line in handle]
+            rows = batch_rows(message)
             result.append(([(r["_source_file"], r["_source_line"]) for r in rows], {}))
         elif message["type"] == "STATE" and result and not result[-1][1]:
             partitions = message["value"]["bookmarks"]["ledger"]["partitions"]
@@ -106,6 +119,43 @@ def test_bad_line_fails_the_stream_naming_file_and_line_after_the_batches_before
     assert extracted(completed.stderr) == 3
     final_state = [json.loads(line) for line in completed.stdout.splitlines()][-1]
     assert final_state["value"]["bookmarks"]["ledger"]["partitions"][0]["replication_key_value"] == 4
+
+
+def test_parquet_batches_hold_fast_chunks_then_line_read_records_in_line_order(meltano_plugins, tmp_path):
+    """A file whose first chunks read fast and whose rest is read line by line (a quoted field), in Parquet
+    batches that straddle chunks and the switch: every line once, in order, typed, bookmarks per batch."""
+    path = tmp_path / "landing/ledger/a.csv"
+    path.parent.mkdir(parents=True)
+    rows = ledger_rows(2, 1999) + '"l2000",200000,2026-05-01T08:00:00\n' + ledger_rows(2001, 3001)
+    path.write_text(HEADER + rows)
+    settings = {"batch_size_rows": 700, "batch_format": "parquet", "stream": {"max_record_bytes": 65536}}
+    completed = run_tap(meltano_plugins, tmp_path, **settings)
+    assert completed.returncode == 0, completed.stderr
+    assert "ledger/a.csv: read line by line after line" in completed.stderr  # the fast reader stopped
+    a = "ledger/a.csv"
+    batches = batches_and_bookmarks(completed.stdout)
+    assert [line for rows, _ in batches for _, line in rows] == list(range(2, 3002))
+    assert all(len(rows) <= 700 for rows, _ in batches[:-1]) and len(batches) == 5
+    assert [bookmarks for _, bookmarks in batches] == [{a: rows[-1][1]} for rows, _ in batches]
+    messages = [json.loads(line) for line in completed.stdout.splitlines()]
+    records = [row for message in messages if message["type"] == "BATCH" for row in batch_rows(message)]
+    assert records[1998] == {
+        "entry": "l2000",
+        "cents": 200000,
+        "booked_at": "2026-05-01T08:00:00",
+        "_source_file": a,
+        "_source_line": 2000,
+        "_sdc_batched_at": records[1998]["_sdc_batched_at"],
+    }
+    assert records[0]["cents"] == 200 and records[-1]["booked_at"] == "2026-05-05T08:00:00"
+    assert extracted(completed.stderr) == 3000
+
+    # Resuming after the second batch (inside the fast part) sends exactly the rest.
+    second = [m["value"] for m in messages if m["type"] == "STATE"][1]
+    resumed = run_tap(meltano_plugins, tmp_path, second, **settings)
+    assert resumed.returncode == 0, resumed.stderr
+    lines = [line for rows, _ in batches_and_bookmarks(resumed.stdout) for _, line in rows]
+    assert lines == list(range(1402, 3002))
 
 
 def materialize(

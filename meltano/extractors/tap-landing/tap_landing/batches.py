@@ -31,7 +31,8 @@ SOURCE_LINE = "_source_line"
 # Records reach gzip through one reused 1 MiB buffer: bounded memory, few calls into zlib. (Joining lists of
 # serialized records instead churned the heap: about one page fault per record, 2 s of system time per 1M.)
 _BUFFER_BYTES = 1024 * 1024
-_RECORDS_PER_ROW_GROUP = 65_536  # records (from the line reader) collected before they become a Parquet table
+# Parquet row groups of at least DuckDB's row group size: smaller ones measured about 10% slower to load.
+_ROW_GROUP_ROWS = 122_880
 
 
 def clear_leftovers(directory: Path) -> None:
@@ -65,6 +66,7 @@ class BatchFile:
         self.rows = 0
         self.last_lines: dict[str, int] = {}
         self._records: list[dict[str, Any]] = []
+        self._tables: list[pa.Table] = []  # the next Parquet row group
         self._parquet: pq.ParquetWriter | None = None
         self._jsonl: io.BufferedWriter | None = None
         if file_format == "parquet":
@@ -81,7 +83,7 @@ class BatchFile:
             self._jsonl.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))  # ~10x json.dumps
             return
         self._records.append(record)
-        if len(self._records) >= _RECORDS_PER_ROW_GROUP:
+        if len(self._records) >= _ROW_GROUP_ROWS:
             self._flush_records()
 
     def write_table(self, source_file: str, first_line: int, table: pa.Table) -> None:
@@ -94,7 +96,7 @@ class BatchFile:
         )
         self._flush_records()  # keep records in line order
         if self._parquet is not None:
-            self._parquet.write_table(table)
+            self._add_to_row_group(table)
         else:
             assert self._jsonl is not None
             for record in table.to_pylist():
@@ -114,12 +116,23 @@ class BatchFile:
 
     def _flush_records(self) -> None:
         if self._records and self._parquet is not None:
-            self._parquet.write_table(pa.Table.from_pylist(self._records, schema=self._schema))
+            self._add_to_row_group(pa.Table.from_pylist(self._records, schema=self._schema))
         self._records = []
+
+    def _add_to_row_group(self, table: pa.Table) -> None:
+        self._tables.append(table)
+        if sum(table.num_rows for table in self._tables) >= _ROW_GROUP_ROWS:
+            self._write_row_group()
+
+    def _write_row_group(self) -> None:
+        if self._tables and self._parquet is not None:
+            self._parquet.write_table(pa.concat_tables(self._tables), row_group_size=2 * _ROW_GROUP_ROWS)
+        self._tables = []
 
     def _finish(self) -> None:
         if self._parquet is not None:
             self._flush_records()
+            self._write_row_group()
             self._parquet.close()
         if self._jsonl is not None:
             self._jsonl.close()

@@ -1,8 +1,10 @@
 """target-duckdb-bulk: a Singer target that loads DuckDB in bulk, with DuckDB's own JSON reader.
 
 - BATCH messages (the Singer SDK's `jsonl` encoding, gzipped or not, or its `parquet` encoding; `file://`
-  manifests): each file is read by `read_json` with the stream's declared columns, or by `read_parquet`
-  with the types it holds, and loaded in one transaction.
+  manifests): files are read by `read_json` with the stream's declared columns, or by `read_parquet` with
+  the types they hold, and loaded in one transaction. Consecutive BATCH messages of a stream that are
+  already waiting on stdin (the tap wrote them faster than they load) load together, in one transaction:
+  each commit costs about as much as loading 100k rows. STATE messages between them wait for that commit.
 - RECORD messages (taps without BATCH) are buffered in a local JSON Lines file of at most `batch_size_rows`
   records and loaded the same way.
 - Streams with key properties are upserted on them: a plain `INSERT` first, and where the table's primary
@@ -24,8 +26,11 @@ import argparse
 import datetime as dt
 import json
 import logging
+import queue
 import sys
 import tempfile
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import unquote, urlparse
@@ -97,8 +102,8 @@ class Stream:
             if name not in existing:  # a column added to the source since the table was made
                 self.conn.execute(f"ALTER TABLE {self.table} ADD COLUMN {quote(name)} {kind}")
 
-    def load(self, path: Path, file_format: str = "jsonl") -> int:
-        """Load one JSON Lines (gzipped or not) or Parquet file in one transaction; the rows loaded."""
+    def load(self, paths: list[Path], file_format: str = "jsonl") -> int:
+        """Load JSON Lines (gzipped or not) or Parquet files in one transaction; the rows loaded."""
         read_types = {name: "VARCHAR" if kind == "TIMESTAMP" else kind for name, kind in self.columns.items()}
         read_types[BATCHED_AT] = "VARCHAR"  # the tap's time, kept as _sdc_extracted_at
         spec = (
@@ -114,12 +119,15 @@ class Stream:
         selects += [f"CAST({quote(BATCHED_AT)} AS TIMESTAMP)", "$stamp", "NULL"]
         targets += [quote(name) for name in METADATA_COLUMNS]
         reader = (
-            "read_parquet($path)"
+            "read_parquet($paths)"
             if file_format == "parquet"
-            else f"read_json($path, format = 'newline_delimited', columns = {spec})"
+            else f"read_json($paths, format = 'newline_delimited', columns = {spec})"
         )
         select = f"({', '.join(targets)}) SELECT {', '.join(selects)} FROM {reader}"
-        parameters = {"path": str(path), "stamp": dt.datetime.now()}  # naive local time, as target-duckdb
+        parameters = {
+            "paths": [str(path) for path in paths],
+            "stamp": dt.datetime.now(),
+        }  # local, as target-duckdb
         try:
             return self._insert(f"INSERT INTO {self.table} {select}", parameters)
         except duckdb.ConstraintException:
@@ -160,6 +168,49 @@ class RecordBuffer:
         return Path(self._file.name)
 
 
+MAX_FILES_PER_LOAD = 16  # so bookmarks still advance while a fast tap keeps the queue full
+
+
+@dataclass
+class PendingBatches:
+    """Batch files of one stream waiting to load together, and the STATE messages that came after them."""
+
+    stream: str
+    format: str
+    paths: list[Path] = field(default_factory=list)
+    states: list[Any] = field(default_factory=list)
+
+    def takes(self, message: dict[str, Any]) -> bool:
+        """Whether `message` can wait with this group (a STATE, or another batch of the same stream)."""
+        if message.get("type") == "STATE":
+            return True
+        return (
+            message.get("type") == "BATCH"
+            and message.get("stream") == self.stream
+            and batch_format(message) == self.format
+            and len(self.paths) < MAX_FILES_PER_LOAD
+        )
+
+
+def batch_format(message: dict[str, Any]) -> str:
+    file_format = (message.get("encoding") or {}).get("format") or "jsonl"
+    if file_format not in ("jsonl", "parquet"):
+        raise ValueError(f"stream '{message['stream']}': batch format {file_format!r} is not supported")
+    return file_format
+
+
+def batch_path(stream: str, url: str) -> Path:
+    parsed = urlparse(url)
+    if parsed.scheme not in ("", "file"):
+        raise ValueError(f"stream '{stream}': batch file {url} is not a local file (file://)")
+    return Path(unquote(parsed.path))
+
+
+def emit_state(value: Any) -> None:
+    sys.stdout.write(json.dumps(value) + "\n")
+    sys.stdout.flush()
+
+
 class Target:
     def __init__(self, config: dict[str, Any]):
         self.conn = duckdb.connect(config["filepath"])
@@ -169,10 +220,13 @@ class Target:
         self.buffer_dir = tempfile.mkdtemp(prefix="target-duckdb-bulk-")
         self.streams: dict[str, Stream] = {}
         self.buffers: dict[str, RecordBuffer] = {}
+        self.pending: PendingBatches | None = None
 
     def handle(self, line: str) -> None:
         message = json.loads(line)
         kind = message.get("type")
+        if self.pending is not None and not self.pending.takes(message):
+            self.load_pending()
         if kind == "SCHEMA":
             self.flush(message["stream"])
             self.streams[message["stream"]] = Stream(self.conn, self.schema, message)
@@ -184,18 +238,39 @@ class Target:
             if buffer.rows >= self.buffer_rows:
                 self.flush(message["stream"])
         elif kind == "BATCH":
-            self.flush(message["stream"])  # records sent before the batch load before it
-            file_format = (message.get("encoding") or {}).get("format") or "jsonl"
-            if file_format not in ("jsonl", "parquet"):
-                stream = message["stream"]
-                raise ValueError(f"stream '{stream}': batch format {file_format!r} is not supported")
-            for url in message["manifest"]:
-                self._load_batch(message["stream"], url, file_format)
+            for stream in list(self.buffers):  # records sent before the batch load before it
+                self.flush(stream)
+            if self.pending is None:
+                self.pending = PendingBatches(message["stream"], batch_format(message))
+            self.pending.paths += [batch_path(message["stream"], url) for url in message["manifest"]]
         elif kind == "STATE":
+            if self.pending is not None:
+                self.pending.states.append(message["value"])
+                return
             for stream in list(self.buffers):
                 self.flush(stream)
-            sys.stdout.write(json.dumps(message["value"]) + "\n")
-            sys.stdout.flush()
+            emit_state(message["value"])
+
+    def load_pending(self) -> None:
+        """Load the waiting batch files in one transaction, then pass on the STATE messages that followed."""
+        pending, self.pending = self.pending, None
+        if pending is None:
+            return
+        stream = self._stream(pending.stream)
+        rows = stream.load(pending.paths, pending.format)
+        names = ", ".join(path.name for path in pending.paths)
+        LOG.info(
+            "Loaded batch of %d records of stream '%s' into %s (%s)",
+            rows,
+            pending.stream,
+            stream.table,
+            names,
+        )
+        if self.clean_up:
+            for path in pending.paths:
+                path.unlink(missing_ok=True)
+        for state in pending.states:
+            emit_state(state)
 
     def flush(self, stream: str) -> None:
         buffer = self.buffers.pop(stream, None)
@@ -203,32 +278,17 @@ class Target:
             return
         path = buffer.take()
         try:
-            rows = self._stream(stream).load(path)
+            rows = self._stream(stream).load([path])
             LOG.info("Loaded %d records of stream '%s' into %s", rows, stream, self._stream(stream).table)
         finally:
             path.unlink(missing_ok=True)
 
     def close(self) -> None:
+        self.load_pending()
         for stream in list(self.buffers):
             self.flush(stream)
         self.conn.close()
         Path(self.buffer_dir).rmdir()
-
-    def _load_batch(self, stream: str, url: str, file_format: str) -> None:
-        parsed = urlparse(url)
-        if parsed.scheme not in ("", "file"):
-            raise ValueError(f"stream '{stream}': batch file {url} is not a local file (file://)")
-        path = Path(unquote(parsed.path))
-        rows = self._stream(stream).load(path, file_format)
-        LOG.info(
-            "Loaded batch of %d records of stream '%s' into %s (%s)",
-            rows,
-            stream,
-            self._stream(stream).table,
-            path.name,
-        )
-        if self.clean_up:
-            path.unlink(missing_ok=True)
 
     def _stream(self, stream: str) -> Stream:
         if stream not in self.streams:
@@ -242,10 +302,32 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
     target = Target(json.loads(args.config.read_text()))
-    for line in sys.stdin:
+    lines: queue.Queue[str | BaseException | None] = queue.Queue(maxsize=10_000)  # bounded: back-pressure
+    threading.Thread(target=read_input, args=(lines,), daemon=True).start()
+    while True:
+        try:
+            line = lines.get_nowait()
+        except queue.Empty:  # nothing more waiting: load the batches that queued up, then wait
+            target.load_pending()
+            line = lines.get()
+        if isinstance(line, BaseException):
+            raise line
+        if line is None:
+            break
         if line.strip():
             target.handle(line)
     target.close()
+
+
+def read_input(lines: queue.Queue[str | BaseException | None]) -> None:
+    """stdin's lines into `lines` as they come (so the loader sees what is waiting already), then None."""
+    try:
+        for line in sys.stdin:
+            lines.put(line)
+    except BaseException as error:  # e.g. undecodable input: the main thread raises it
+        lines.put(error)
+        return
+    lines.put(None)
 
 
 if __name__ == "__main__":
