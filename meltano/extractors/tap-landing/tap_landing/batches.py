@@ -70,7 +70,11 @@ class BatchFile:
         self._parquet: pq.ParquetWriter | None = None
         self._jsonl: io.BufferedWriter | None = None
         if file_format == "parquet":
-            self._parquet = pq.ParquetWriter(self._partial, schema, compression="snappy")
+            # Dictionary encoding only where values repeat by design: elsewhere it cost half the write time.
+            dictionary = [SOURCE_FILE, BATCHED_AT]
+            self._parquet = pq.ParquetWriter(
+                self._partial, schema, compression="snappy", use_dictionary=dictionary
+            )
         else:
             compressed = gzip.open(self._partial, "wb", compresslevel=1)  # noqa: SIM115 - closed with _jsonl
             self._jsonl = io.BufferedWriter(compressed, buffer_size=_BUFFER_BYTES)  # type: ignore[arg-type]
