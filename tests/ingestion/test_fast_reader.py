@@ -136,6 +136,9 @@ SHAPES: dict[str, tuple[dict, bool]] = {
     "csv_nul": (csv("id,n\na\x00,1\n", PAIR), False),
     "csv_latin1": (csv(b"id,n\n\xe9,1\n", PAIR), False),
     "csv_header_changed": (csv("id,count\nr1,1\n"), False),
+    "csv_quoted_header_resume": (csv('"id","n","amount","ok","at"\n' + CSV_ROWS, after_line=4), True),
+    "csv_small_limit_resume": (csv(HEADER + CSV_ROWS, after_line=4, max_record_bytes=1000), False),
+    "csv_shorter_than_its_bookmark": (csv(HEADER + CSV_ROWS, after_line=9), False),
     "csv_bad_line_after_a_fast_chunk": (csv(BIG_CSV, max_record_bytes=65536), False),
     "jsonl": (jsonl(JSON_ROWS), True),
     "jsonl_crlf": (jsonl(JSON_ROWS.replace("\n", "\r\n")), True),
@@ -171,11 +174,13 @@ def read_both(cases: list[dict]) -> list[dict]:
 
 
 def assert_same_as_line_reader(case: dict, result: dict) -> None:
-    """What the fast reader read is what the line reader read first; read to the end, it read it all."""
+    """What the fast reader read is what the line reader read first; read to the end, it read it all; and
+    the tap's bulk reading (fast, then line by line where the fast reader stopped) is the line reader's."""
     fast, line = result["fast"], result["line"]
     assert fast == line[: len(fast)], f"{case}: fast {fast} vs line reader {line}"
     if result["complete"]:
         assert result["error"] is None and len(fast) == len(line), f"{case}: {result}"
+    assert (result["bulk"], result["bulk_error"]) == (line, result["error"]), f"{case}: {result}"
 
 
 @pytest.fixture(scope="module")

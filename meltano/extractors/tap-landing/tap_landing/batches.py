@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 DEFAULT_BATCH_SIZE_ROWS = 200_000
@@ -95,7 +96,7 @@ class BatchFile:
         rows = table.num_rows
         table = (
             table.append_column(SOURCE_FILE, pa.repeat(pa.scalar(source_file), rows))
-            .append_column(SOURCE_LINE, pa.array(range(first_line, first_line + rows), pa.int64()))
+            .append_column(SOURCE_LINE, _line_numbers(first_line, rows))
             .append_column(BATCHED_AT, pa.repeat(pa.scalar(self._batched_at), rows))
         )
         self._flush_records()  # keep records in line order
@@ -140,3 +141,9 @@ class BatchFile:
             self._parquet.close()
         if self._jsonl is not None:
             self._jsonl.close()
+
+
+def _line_numbers(first_line: int, rows: int) -> pa.Array:
+    """first_line, first_line + 1, … (`rows` of them), computed in Arrow rather than from a Python range."""
+    ones = pa.repeat(pa.scalar(1, pa.int64()), rows)
+    return pc.add(pc.cumulative_sum(ones), first_line - 1)

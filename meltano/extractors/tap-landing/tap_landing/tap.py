@@ -13,7 +13,7 @@ raw holds each landed line exactly once. The business `primary_keys` only docume
 changed in a later drop is a new line (raw keeps every version; staging keeps the latest).
 
 Bulk mode (setting `batch_dir`): the same validated records go to batch files (`batch_format` jsonl or
-parquet) of about `batch_size_rows` records (tap_landing.batches) announced by Singer BATCH messages instead
+parquet) of at most `batch_size_rows` records (tap_landing.batches) announced by Singer BATCH messages instead
 of one RECORD message per row; the loader reads each file with its own bulk reader. Files are read a chunk
 at a time into Arrow tables where the chunk certainly reads as the line reader would (tap_landing.columnar),
 line by line from the first chunk that does not, so results and errors are the line reader's. A STATE
@@ -257,7 +257,7 @@ class TapLanding(Tap):
             "batch_dir",
             th.StringType,
             description="Bulk mode: write records to batch files in this folder and send BATCH messages "
-            "(the loader must read Singer BATCH jsonl files). Unset: one RECORD message per record.",
+            "(the loader must read Singer BATCH files). Unset: one RECORD message per record.",
         ),
         th.Property(
             "batch_format",
