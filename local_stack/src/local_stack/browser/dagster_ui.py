@@ -327,40 +327,60 @@ _INSTIGATORS_QUERY = """
 """
 
 
-def pause_automation(url: str) -> list[str]:
+def pause_automation(url: str, rounds: int = 5) -> list[str]:
     """Stop every running sensor and schedule, so only what a test launches runs; returns their names.
 
     The platform starts its sensors and cycle schedule RUNNING in local mode; a test instance would
-    otherwise ingest and sync on its own while the tests click through the UI.
+    otherwise ingest and sync on its own while the tests click through the UI. Checked by reading the
+    states back a few seconds after the last stop: a tick the daemon had in flight when a sensor was
+    stopped can write its state back as RUNNING (seen once: a partition sensor then deleted a test's
+    partitions), and is stopped again.
     """
-    stopped = []
+    stopped: list[str] = []
+    for _ in range(rounds):
+        running = _running_instigators(url)
+        if not running:
+            return stopped
+        for name, mutation, state_id in running:
+            _stop_instigator(url, mutation, state_id)
+            if name not in stopped:
+                stopped.append(name)
+        time.sleep(3)
+    still = [name for name, _, _ in _running_instigators(url)]
+    raise HarnessError(f"sensors or schedules still running after {rounds} rounds of stops: {still}")
+
+
+def _running_instigators(url: str) -> list[tuple[str, str, str]]:
+    """(name, the mutation that stops it, state id) of every running sensor and schedule."""
+    running = []
     for repository in graphql(url, _INSTIGATORS_QUERY)["repositoriesOrError"]["nodes"]:
         for sensor in repository["sensors"]:
             if sensor["sensorState"]["status"] == "RUNNING":
-                _stop_instigator(url, "stopSensor", sensor["sensorState"]["id"])
-                stopped.append(sensor["name"])
+                running.append((sensor["name"], "stopSensor", sensor["sensorState"]["id"]))
         for schedule in repository["schedules"]:
             if schedule["scheduleState"]["status"] == "RUNNING":
-                _stop_instigator(url, "stopRunningSchedule", schedule["scheduleState"]["id"])
-                stopped.append(schedule["name"])
-    return stopped
+                running.append((schedule["name"], "stopRunningSchedule", schedule["scheduleState"]["id"]))
+    return running
 
 
 def _stop_instigator(url: str, mutation: str, state_id: str, attempts: int = 5) -> None:
     """Stop one sensor or schedule. The daemon of `dagster dev` ticks the same instigators and writes the
-    same SQLite instance, so a stop can fail on a locked database: retry a few times, then raise with
-    Dagster's own message."""
+    same SQLite instance, so a stop can fail on a locked database (as a transport error or as Dagster's
+    PythonError answer): retry a few times, then raise with Dagster's own message."""
     query = (
         f"mutation($id: String) {{ {mutation}(id: $id) {{ __typename ... on PythonError {{ message }} }} }}"
     )
     for attempt in range(1, attempts + 1):
         try:
-            graphql(url, query, {"id": state_id})
-            return
-        except HarnessError:
-            if attempt == attempts:
-                raise
-            time.sleep(attempt)
+            answer = graphql(url, query, {"id": state_id})[mutation]
+            if answer["__typename"] != "PythonError":
+                return
+            error = answer["message"]
+        except HarnessError as failure:
+            error = str(failure)
+        if attempt == attempts:
+            raise HarnessError(f"{mutation} {state_id} failed {attempts} times: {error}")
+        time.sleep(attempt)
 
 
 @contextlib.contextmanager
