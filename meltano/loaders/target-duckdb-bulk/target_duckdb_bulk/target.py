@@ -1,10 +1,11 @@
-"""target-duckdb-bulk: a Singer target that loads DuckDB in bulk, with DuckDB's own JSON reader.
+"""target-duckdb-bulk: a Singer target that loads DuckDB in bulk, with DuckDB's own file readers.
 
 - BATCH messages (the Singer SDK's `jsonl` encoding, gzipped or not, or its `parquet` encoding; `file://`
   manifests): files are read by `read_json` with the stream's declared columns, or by `read_parquet` with
   the types they hold, and loaded in one transaction. Consecutive BATCH messages of a stream that are
-  already waiting on stdin (the tap wrote them faster than they load) load together, in one transaction:
-  each commit costs about as much as loading 100k rows. STATE messages between them wait for that commit.
+  already waiting on stdin (the tap wrote them faster than they load) load together, in one transaction
+  (one load of several files measured about 10% faster than one per file); the STATE messages between
+  them wait for that commit.
 - RECORD messages (taps without BATCH) are buffered in a local JSON Lines file of at most `batch_size_rows`
   records and loaded the same way.
 - Streams with key properties are upserted on them: a plain `INSERT` first, and where the table's primary
@@ -124,10 +125,8 @@ class Stream:
             else f"read_json($paths, format = 'newline_delimited', columns = {spec})"
         )
         select = f"({', '.join(targets)}) SELECT {', '.join(selects)} FROM {reader}"
-        parameters = {
-            "paths": [str(path) for path in paths],
-            "stamp": dt.datetime.now(),
-        }  # local, as target-duckdb
+        # The load time is naive local time, as target-duckdb stamps it.
+        parameters = {"paths": [str(path) for path in paths], "stamp": dt.datetime.now()}
         try:
             return self._insert(f"INSERT INTO {self.table} {select}", parameters)
         except duckdb.ConstraintException:
