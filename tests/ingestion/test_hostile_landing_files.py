@@ -9,9 +9,15 @@ completed) and the assets run again: each line of each file is in raw exactly on
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import signal
+import socket
+import threading
+from pathlib import Path
 
 import dagster as dg
+import psutil
 import pytest
 
 from ingestion.hostile import hostile_project, materialize, raw_lines
@@ -217,3 +223,47 @@ def test_hostile_files_fail_only_their_stream_and_load_each_line_exactly_once(
         assert lines(name) == expected, name
     for name, (*_, everything) in WRITING.items():
         assert lines(name) == everything, name
+
+
+def test_a_plugin_killed_by_a_signal_is_named_with_its_exit_code_and_last_line(meltano_plugins, tmp_path):
+    """A tap that dies without an error of its own (killed, or aborted in native code at exit) leaves Meltano
+    saying only "Extractor failed": the asset's error adds which plugin, its exit code and signal, and its
+    last line. The tap is held on an object store that accepts connections and never answers, then killed."""
+    silent = socket.create_server(("127.0.0.1", 0))
+    connected = threading.Event()
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            held = [silent.accept()[0]]  # kept open, never answered
+            connected.set()
+            while True:
+                held.append(silent.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    settings = {
+        "root": "s3://landing",
+        "endpoint_url": f"http://127.0.0.1:{silent.getsockname()[1]}",
+        "aws_access_key_id": "test",
+        "aws_secret_access_key": "test",
+    }
+    project_dir, sources_file = hostile_project(tmp_path / "project", {"ledger": CSV}, {}, settings)
+    killer = threading.Thread(target=kill_tap_when, args=(connected,), daemon=True)
+    killer.start()
+    try:
+        result = materialize(project_dir, sources_file)
+    finally:
+        silent.close()
+    killer.join(timeout=5)
+    assert not result.success
+    message = failure_message(result)
+    assert "[meltano] Extractor failed" in message, message
+    assert "[tap-landing] exited with code -9 (SIGKILL); its last output: " in message, message
+
+
+def kill_tap_when(connected: threading.Event) -> None:
+    """SIGKILL the tap-landing process under this one once it holds a connection to the silent store."""
+    assert connected.wait(timeout=120), "tap-landing never connected to the object store"
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if any(Path(part).name == "tap-landing" for part in child.cmdline()[:2]):
+                child.send_signal(signal.SIGKILL)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -171,9 +172,11 @@ def build_env(
 class _LogReader:
     """Parses Meltano's JSON log lines: forwards them, sums record counts, keeps error context."""
 
-    def __init__(self, log: LogFn, extractor: str):
+    def __init__(self, log: LogFn, extractor: str, loader: str):
         self.log = log
         self.extractor = extractor
+        self.plugins = {"extractors": extractor, "loaders": loader}
+        self.exit_codes: dict[str, int] = {}  # plugin -> non-zero exit code, from Meltano's failure event
         self.rows: dict[str, int] = defaultdict(int)
         self.failed_streams: dict[str, str] = {}
         self.waiting: dict[str, list[str]] = defaultdict(list)
@@ -206,6 +209,9 @@ class _LogReader:
             level = "error"
         elif waiting := WAITING.search(message):
             self.waiting[waiting["stream"]].append(waiting["message"])
+        for plugin_type, code in (event.get("exit_codes") or {}).items():
+            if code and plugin_type in self.plugins:
+                self.exit_codes[self.plugins[plugin_type]] = int(code)
         if level in ("error", "critical") and message not in self.errors:
             self.errors.append(f"[{plugin}] {message}" + (f": {event['err']}" if event.get("err") else ""))
         self.log(
@@ -224,7 +230,10 @@ class _LogReader:
                 self.rows[stream] += int(metric.get("value") or 0)
 
     def error_text(self) -> list[str]:
-        """Meltano's error events, then each plugin's last exception line (a traceback's final line)."""
+        """Meltano's error events, then each plugin's last exception line (a traceback's final line).
+
+        A plugin that exited non-zero with neither (e.g. killed by a signal) gets its exit code and its last
+        line of output."""
         lines = list(self.errors)
         for plugin, tail in self.tails.items():
             if plugin == "meltano":
@@ -232,7 +241,21 @@ class _LogReader:
             final = [m for m in tail if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Failure)\b", m)]
             if final:
                 lines.append(f"[{plugin}] {final[-1]}")
+        explained = {line.split("]", 1)[0][1:] for line in lines}
+        for plugin, code in self.exit_codes.items():
+            if plugin not in explained:
+                last = f"; its last output: {self.tails[plugin][-1]}" if self.tails[plugin] else ""
+                lines.append(f"[{plugin}] exited with code {code}{_signal_name(code)}{last}")
         return lines
+
+
+def _signal_name(code: int) -> str:
+    """' (SIGABRT)' for an exit code that means death by a signal (negative, or 128 + the signal)."""
+    number = -code if code < 0 else code - 128 if code > 128 else 0
+    try:
+        return f" ({signal.Signals(number).name})" if number else ""
+    except ValueError:
+        return ""
 
 
 def run_pipeline(
@@ -271,7 +294,7 @@ def run_pipeline(
     log(
         "info", f"Running `{' '.join(command)}` for streams {', '.join(streams)} (state id {result.state_id})"
     )
-    reader = _LogReader(log, extractor)
+    reader = _LogReader(log, extractor, loader)
     started = time.monotonic()
     with subprocess.Popen(
         command,

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import functools
-import io
 from collections.abc import Iterator
 from typing import IO
 
@@ -146,8 +145,11 @@ class ChunkReader:
         _check_plain_text(chunk)
         if b'"' in chunk:
             raise Declined("a double quote")
+        # A native buffer, not io.BytesIO: Arrow's read-ahead threads call back into a Python file object,
+        # and one still waiting for the GIL when the interpreter exits aborts the process ("terminate called
+        # without an active exception", exit 134; apache/arrow#34314).
         table = pa_csv.read_csv(
-            io.BytesIO(chunk),
+            pa.BufferReader(chunk),
             read_options=pa_csv.ReadOptions(column_names=header),
             parse_options=pa_csv.ParseOptions(
                 quote_char=False, escape_char=False, newlines_in_values=False, ignore_empty_lines=False
